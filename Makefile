@@ -1,0 +1,52 @@
+# songrec: `make demo` and `make test` do all the set-up on a fresh machine (Python 3.11+, make).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= .songrec/sample
+MODEL ?= .songrec/model
+PORT ?= 8501
+
+.PHONY: demo test bench venv sample model app lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "songrec needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+$(DATA)/etl_report.json: $(STAMP)
+	$(BIN)/songrec etl sample --out $(DATA) --force
+
+$(MODEL)/manifest.json: $(DATA)/etl_report.json
+	$(BIN)/songrec train --data $(DATA) --out $(MODEL) --grid quick --force
+
+sample: $(DATA)/etl_report.json
+
+model: $(MODEL)/manifest.json
+
+## demo: install, build the synthetic sample, train (quick grid), start the app on 127.0.0.1:8501
+demo: model
+	$(BIN)/songrec app --model $(MODEL) --port $(PORT)
+
+## test: lint and the whole test suite (real DuckDB, Surprise, Streamlit, BigQuery emulator, Chromium)
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+## bench: speed and memory benchmarks (numbers, not pass/fail)
+bench: $(STAMP)
+	$(BIN)/python tests/bench/bench_etl.py
+	$(BIN)/python tests/bench/bench_models.py
+	$(BIN)/python tests/bench/bench_app.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf .songrec .pytest_cache .ruff_cache

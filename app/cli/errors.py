@@ -1,0 +1,40 @@
+"""Turns the core's expected failures into one-line errors and exit code 2."""
+
+from __future__ import annotations
+
+import click
+
+from etl.errors import EtlError
+
+# Core packages each define their own error base class; the CLI knows all of them.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (EtlError,)
+try:
+    from models.errors import ModelError
+
+    EXPECTED_ERRORS += (ModelError,)
+except ImportError:  # pragma: no cover - models area not built yet
+    pass
+
+EXIT_BAD_INPUT = 2
+
+
+def run_cli(group: click.Group) -> int:
+    """Run the click group; expected failures print `error: ...` on one line and return 2."""
+    try:
+        group.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except EXPECTED_ERRORS as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        click.echo(f"error: {exc.strerror or exc}: {exc.filename}", err=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        return 130
+    return 0

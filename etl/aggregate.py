@@ -1,0 +1,134 @@
+"""Listens -> plays in embedded DuckDB, chunk by chunk, then plays -> songs.
+
+Every local source (dump, export, Spark Parquet, the synthetic sample) hands Arrow batches
+of listens to `PlaysAggregator.add`; each batch runs through the one listens -> plays query
+(etl/sql/listens_to_plays.sql, transpiled), so memory holds partial plays, never all
+listens. BigQuery runs the same query remotely and hands its result to `add_plays`.
+`finish` merges partial plays (sums, min/max), picks each song's most common spelling
+and computes song ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from etl.query import EARLIEST, LATEST, duckdb_plays_sql
+
+log = logging.getLogger(__name__)
+
+# Partial plays as the query returns them; BigQuery's result has the same columns.
+_PARTIAL_COLUMNS = (
+    "user_name, artist_key, track_key, artist_spelling, track_spelling, "
+    "plays, first_listened_at, last_listened_at"
+)
+# song_id: the first 16 hex digits of md5(artist_key \x1f track_key). etl.songs has the
+# Python twin; both must agree (tested).
+_SONG_ID_SQL = "substr(md5(artist_key || chr(31) || track_key), 1, 16)"
+
+
+class PlaysAggregator:
+    """Accumulates partial plays in an embedded DuckDB database."""
+
+    def __init__(
+        self,
+        start: datetime = EARLIEST,
+        end: datetime = LATEST,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
+        # Insertion order is irrelevant here; dropping it lets DuckDB stream and spill.
+        self.con.execute("SET preserve_insertion_order = false")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self.params = {"start": start, "end": end}
+        self.listens_seen = 0
+        self.con.execute(
+            "CREATE TABLE partial (user_name VARCHAR, artist_key VARCHAR, track_key VARCHAR, "
+            "artist_spelling VARCHAR, track_spelling VARCHAR, plays BIGINT, "
+            "first_listened_at TIMESTAMPTZ, last_listened_at TIMESTAMPTZ)"
+        )
+
+    def add(self, listens: pa.Table | duckdb.DuckDBPyRelation) -> None:
+        """Aggregate one batch of listens (user_name, artist_name, track_name, listened_at)."""
+        if isinstance(listens, pa.Table):
+            self.listens_seen += listens.num_rows
+        self.con.register("listen", listens)
+        try:
+            self.con.execute(
+                f"INSERT INTO partial ({_PARTIAL_COLUMNS}) {duckdb_plays_sql('listen')}",
+                self.params,
+            )
+        finally:
+            self.con.unregister("listen")
+
+    def add_plays(self, partial: pa.Table) -> None:
+        """Take partial plays that another engine (BigQuery) already aggregated."""
+        self.con.register("incoming", partial)
+        try:
+            self.con.execute(
+                f"INSERT INTO partial ({_PARTIAL_COLUMNS}) SELECT {_PARTIAL_COLUMNS} FROM incoming"
+            )
+        finally:
+            self.con.unregister("incoming")
+
+    def listens_kept(self) -> int:
+        """Listens that passed the query's filters so far."""
+        return int(self.con.execute("SELECT coalesce(sum(plays), 0) FROM partial").fetchone()[0])
+
+    def finish(self) -> tuple[pa.Table, pa.Table]:
+        """Merge partial plays into (plays, songs) Arrow tables."""
+        con = self.con
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE keyed AS
+            SELECT {_SONG_ID_SQL} AS song_id, * FROM partial
+            """
+        )
+        plays = con.sql(
+            """
+            SELECT user_name, song_id, sum(plays)::BIGINT AS plays,
+                   min(first_listened_at)::TIMESTAMP AS first_listened_at,
+                   max(last_listened_at)::TIMESTAMP AS last_listened_at
+            FROM keyed GROUP BY user_name, song_id
+            ORDER BY user_name, song_id
+            """
+        ).to_arrow_table()
+        con.register("plays_out", plays)
+        # The displayed spelling is the one played most; ties go to the greatest spelling
+        # so the choice never depends on row order.
+        songs = con.sql(
+            """
+            WITH spellings AS (
+                SELECT song_id, artist_spelling, track_spelling, sum(plays) AS n
+                FROM keyed GROUP BY ALL
+            ), display AS (
+                SELECT song_id,
+                       arg_max(artist_spelling, (n, artist_spelling, track_spelling)) AS a,
+                       arg_max(track_spelling, (n, artist_spelling, track_spelling)) AS t
+                FROM spellings GROUP BY song_id
+            ), popularity AS (
+                SELECT song_id, sum(least(plays, 10))::BIGINT AS plays,
+                       sum(plays)::BIGINT AS raw_plays, count(*)::BIGINT AS listeners
+                FROM plays_out GROUP BY song_id
+            )
+            SELECT p.song_id, d.a AS artist_name, d.t AS track_name,
+                   p.plays, p.raw_plays, p.listeners
+            FROM popularity p JOIN display d USING (song_id)
+            ORDER BY p.plays DESC, p.song_id
+            """
+        ).to_arrow_table()
+        con.unregister("plays_out")
+        log.info("merged %d plays over %d songs", plays.num_rows, songs.num_rows)
+        return plays, songs
+
+    def close(self) -> None:
+        """Release the embedded database."""
+        self.con.close()

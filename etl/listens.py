@@ -1,0 +1,155 @@
+"""ListenBrainz listens as JSON lines -> validated Arrow batches, bad lines counted by reason.
+
+A listen line is one JSON object. Full dumps carry `user_name` and `timestamp`; user
+exports and the API carry `listened_at` and no user name (the caller supplies one).
+Anything else is rejected under a named reason and never stops the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+
+LISTEN_SCHEMA = pa.schema(
+    [
+        ("user_name", pa.string()),
+        ("artist_name", pa.string()),
+        ("track_name", pa.string()),
+        ("listened_at", pa.timestamp("s", tz="UTC")),
+    ]
+)
+BATCH_ROWS = 500_000
+EXAMPLES_PER_REASON = 5
+REASONS = (
+    "invalid_json",
+    "not_an_object",
+    "bad_track_metadata",
+    "bad_user_name",
+    "bad_artist_name",
+    "bad_track_name",
+    "missing_timestamp",
+    "bad_timestamp",
+)
+# Unix seconds outside this window are not real listens (and would overflow timestamps).
+_MIN_TS, _MAX_TS = 0, 253402300799
+
+
+@dataclass
+class Rejects:
+    """Rejected lines counted by reason, with a few `file:line` examples of each."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, where: str, n: int = 1) -> None:
+        """Count `n` rejected lines under `reason`, remembering the first few places."""
+        self.counts[reason] = self.counts.get(reason, 0) + n
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < EXAMPLES_PER_REASON:
+            kept.append(where)
+
+    @property
+    def total(self) -> int:
+        """All rejected lines."""
+        return sum(self.counts.values())
+
+
+def _text(value: object) -> str | None:
+    """A usable name: a string that is not blank."""
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def _timestamp(value: object) -> int | None | bool:
+    """Unix seconds from an int/float/numeric string; False when present but not numeric."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        seconds = int(value)
+    elif isinstance(value, str):
+        try:
+            seconds = int(float(value))
+        except ValueError:
+            return False
+    else:
+        return False
+    return seconds if _MIN_TS <= seconds <= _MAX_TS else False
+
+
+def parse_listen(line: bytes | str, user: str | None) -> tuple[str, str, str, int] | str:
+    """One line -> (user_name, artist_name, track_name, unix_seconds), or a reject reason."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "invalid_json"
+    if not isinstance(obj, dict):
+        return "not_an_object"
+    meta = obj.get("track_metadata")
+    if not isinstance(meta, dict):
+        return "bad_track_metadata"
+    user_name = user if user is not None else _text(obj.get("user_name"))
+    if user_name is None:
+        return "bad_user_name"
+    artist = _text(meta.get("artist_name"))
+    if artist is None:
+        return "bad_artist_name"
+    track = _text(meta.get("track_name"))
+    if track is None:
+        return "bad_track_name"
+    raw_ts = obj.get("listened_at", obj.get("timestamp"))
+    if raw_ts is None:
+        return "missing_timestamp"
+    seconds = _timestamp(raw_ts)
+    if seconds is False:
+        return "bad_timestamp"
+    return user_name, artist, track, seconds
+
+
+def _batch(users: list, artists: list, tracks: list, times: list) -> pa.Table:
+    return pa.Table.from_arrays(
+        [
+            pa.array(users, pa.string()),
+            pa.array(artists, pa.string()),
+            pa.array(tracks, pa.string()),
+            pa.array(times, pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+        ],
+        schema=LISTEN_SCHEMA,
+    )
+
+
+def parse_lines(
+    lines: Iterable[bytes | str],
+    rejects: Rejects,
+    source: str,
+    user: str | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """Stream JSON lines into Arrow batches of valid listens; bad lines go to `rejects`.
+
+    `user` names the listener for formats without a user_name (a user export).
+    Blank lines are ignored, as JSON-lines readers do.
+    """
+    users: list[str] = []
+    artists: list[str] = []
+    tracks: list[str] = []
+    times: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parsed = parse_listen(line, user)
+        if isinstance(parsed, str):
+            rejects.add(parsed, f"{source}:{number}")
+            continue
+        users.append(parsed[0])
+        artists.append(parsed[1])
+        tracks.append(parsed[2])
+        times.append(parsed[3])
+        if len(users) >= batch_rows:
+            yield _batch(users, artists, tracks, times)
+            users, artists, tracks, times = [], [], [], []
+    if users:
+        yield _batch(users, artists, tracks, times)

@@ -1,0 +1,164 @@
+"""One ETL run: listens (or already-aggregated plays) -> the ratings folder, with a report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from etl.aggregate import PlaysAggregator
+from etl.errors import EtlError
+from etl.listens import Rejects
+from etl.output import (
+    PLAYS_FILE,
+    RATINGS_FILE,
+    REPORT_FILE,
+    SONGS_FILE,
+    check_out_dir,
+    write_atomically,
+    write_report,
+    write_table,
+)
+from etl.query import EARLIEST, LATEST
+from etl.ratings import DEFAULT_TRANSFORM, check_transform, transform_ratings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EtlRun:
+    """What a run reads and how: the source's name, the engine and its options."""
+
+    source: str
+    out_dir: Path
+    engine: str = "duckdb"
+    transform: str = DEFAULT_TRANSFORM
+    force: bool = False
+    start: datetime = EARLIEST
+    end: datetime = LATEST
+    rejects: Rejects = field(default_factory=Rejects)
+    extra: dict = field(default_factory=dict)
+
+
+def run_listens(
+    run: EtlRun,
+    batches: Iterable[pa.Table],
+    on_batch: Callable[[int], None] | None = None,
+) -> dict:
+    """Aggregate listen batches into plays, then write the folder; returns the report.
+
+    `on_batch(rows)` is called after each batch (the CLI drives a progress bar with it).
+    """
+    check_transform(run.transform)
+    check_out_dir(run.out_dir, run.force)
+    started = time.perf_counter()
+    aggregator = PlaysAggregator(run.start, run.end)
+    try:
+        for batch in batches:
+            aggregator.add(batch)
+            if on_batch is not None:
+                on_batch(batch.num_rows)
+        listens_read = aggregator.listens_seen + run.rejects.total
+        plays, songs = aggregator.finish()
+    finally:
+        aggregator.close()
+    return write_folder(run, plays, songs, listens_read, started)
+
+
+def run_partial_plays(run: EtlRun, partial: pa.Table, listens_read: int) -> dict:
+    """Write the folder from plays another engine aggregated (BigQuery)."""
+    check_transform(run.transform)
+    started = time.perf_counter()
+    aggregator = PlaysAggregator(run.start, run.end)
+    try:
+        aggregator.add_plays(partial)
+        plays, songs = aggregator.finish()
+    finally:
+        aggregator.close()
+    return write_folder(run, plays, songs, listens_read, started)
+
+
+def write_folder(
+    run: EtlRun, plays: pa.Table, songs: pa.Table, listens_read: int, started: float
+) -> dict:
+    """Ratings from plays, then plays/songs/ratings/report into `run.out_dir` atomically."""
+    if plays.num_rows == 0:
+        raise EtlError(f"no valid listens in {run.source}: nothing to write")
+    ratings = transform_ratings(plays, run.transform)
+    report = {
+        "source": run.source,
+        "engine": run.engine,
+        "transform": run.transform,
+        "listens_read": int(listens_read),
+        "listens_rejected": run.rejects.total,
+        "rejected_by_reason": dict(sorted(run.rejects.counts.items())),
+        "rejected_examples": dict(sorted(run.rejects.examples.items())),
+        "users": pc.count_distinct(plays.column("user_name")).as_py(),
+        "songs": songs.num_rows,
+        "pairs": plays.num_rows,
+        "start": run.start.isoformat(),
+        "end": run.end.isoformat(),
+        **run.extra,
+    }
+
+    def fill(tmp: Path) -> None:
+        write_table(plays, tmp / PLAYS_FILE)
+        write_table(songs, tmp / SONGS_FILE)
+        write_table(ratings, tmp / RATINGS_FILE)
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        write_report(report, tmp / REPORT_FILE)
+
+    write_atomically(run.out_dir, fill, run.force)
+    log.info(
+        "wrote %s: %d users, %d songs, %d pairs",
+        run.out_dir,
+        report["users"],
+        report["songs"],
+        report["pairs"],
+    )
+    return report
+
+
+def rerate(data_dir: Path, transform: str) -> dict:
+    """Rewrite a folder's ratings with another transform, from its plays (no listens read)."""
+    import json
+    import os
+
+    import pyarrow.parquet as pq
+
+    from etl.output import read_report
+
+    check_transform(transform)
+    report = read_report(data_dir)
+    plays_path = data_dir / PLAYS_FILE
+    if not plays_path.is_file():
+        raise EtlError(f"{data_dir} has no {PLAYS_FILE}")
+    ratings = transform_ratings(pq.read_table(plays_path), transform)
+    # Each file is replaced whole; the report changes last, so it never names a transform
+    # whose ratings are not yet in place.
+    tmp = data_dir / f".{RATINGS_FILE}.tmp"
+    write_table(ratings, tmp)
+    os.replace(tmp, data_dir / RATINGS_FILE)
+    report["transform"] = transform
+    tmp_report = data_dir / f".{REPORT_FILE}.tmp"
+    tmp_report.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp_report, data_dir / REPORT_FILE)
+    counts = pa.table({"r": ratings.column("rating")}).group_by("r").aggregate([("r", "count")])
+    shares = {
+        int(r): int(c)
+        for r, c in zip(
+            counts.column("r").to_pylist(), counts.column("r_count").to_pylist(), strict=True
+        )
+    }
+    return {
+        "data": str(data_dir),
+        "transform": transform,
+        "ratings": ratings.num_rows,
+        "rating_counts": dict(sorted(shares.items())),
+    }

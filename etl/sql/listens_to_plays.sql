@@ -1,0 +1,46 @@
+-- Listens -> plays per (user, song key, raw spelling). The one definition of this step.
+-- Written in BigQuery's dialect; etl/query.py runs it as is on BigQuery and transpiled
+-- (sqlglot) on DuckDB. `listen_table` is replaced by the real table; @start/@end are
+-- query parameters. Listens are first counted per raw spelling (cheap hashing); the song
+-- key (whitespace runs collapsed, trimmed, lower-cased) is then computed once per group,
+-- not once per listen: the regular expression is the costly part. GROUP BY uses
+-- positions: DuckDB binds names to FROM columns before SELECT aliases, BigQuery the
+-- other way round.
+WITH raw_plays AS (
+  SELECT
+    user_name,
+    artist_name,
+    track_name,
+    COUNT(*) AS plays,
+    MIN(listened_at) AS first_listened_at,
+    MAX(listened_at) AS last_listened_at
+  FROM listen_table
+  WHERE listened_at >= @start
+    AND listened_at < @end
+    AND user_name IS NOT NULL
+    AND TRIM(user_name) != ''
+    AND artist_name IS NOT NULL
+    AND track_name IS NOT NULL
+  GROUP BY 1, 2, 3
+),
+keyed AS (
+  SELECT
+    user_name,
+    LOWER(TRIM(
+      -- Most names hold no whitespace run: test before the costlier rewrite.
+      IF(REGEXP_CONTAINS(artist_name, r'\s\s|[\t\n\f\r]'), REGEXP_REPLACE(artist_name, r'\s+', ' '), artist_name)
+    )) AS artist_key,
+    LOWER(TRIM(
+      IF(REGEXP_CONTAINS(track_name, r'\s\s|[\t\n\f\r]'), REGEXP_REPLACE(track_name, r'\s+', ' '), track_name)
+    )) AS track_key,
+    artist_name AS artist_spelling,
+    track_name AS track_spelling,
+    plays,
+    first_listened_at,
+    last_listened_at
+  FROM raw_plays
+)
+SELECT *
+FROM keyed
+WHERE artist_key != ''
+  AND track_key != ''
