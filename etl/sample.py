@@ -57,7 +57,7 @@ class SampleSpec:
     listens: int = DEFAULT_LISTENS
     seed: int = DEFAULT_SEED
     genres: int = 20
-    users_per_batch: int = 200
+    users_per_batch: int = 500
 
 
 @dataclass(frozen=True)
