@@ -21,6 +21,7 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a chart is for everyone
         os.replace(tmp, path)
     finally:
         plt.close(fig)

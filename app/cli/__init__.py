@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -21,12 +22,14 @@ def _register() -> None:
 
     cli.add_command(etl_commands.etl)
     cli.add_command(etl_commands.graphs)
-    try:
-        from app.cli import model_commands
-    except ImportError:  # pragma: no cover - area not built yet
-        model_commands = None
-    if model_commands is not None:
-        for command in model_commands.COMMANDS:
+    for module in ("app.cli.model_commands", "app.cli.evaluate_commands"):
+        try:
+            commands = importlib.import_module(module).COMMANDS
+        except ModuleNotFoundError as missing:  # pragma: no cover - area not built yet
+            if missing.name != module:
+                raise
+            continue
+        for command in commands:
             cli.add_command(command)
     try:
         from app.cli import serve_commands

@@ -1,0 +1,55 @@
+"""`songrec app`: check the model folder, then serve the page with `streamlit run`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from models.artifact import verify_model
+
+PAGE = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+
+
+def streamlit_command(port: int, host: str) -> list[str]:
+    """The `streamlit run` command line for the page."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PAGE),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+
+
+@click.command("app")
+@click.option(
+    "--model",
+    "model_dir",
+    default=".songrec/model",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Model folder written by `songrec train` (sets SONGREC_MODEL for the page).",
+)
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+def app_command(model_dir: Path, port: int, host: str) -> None:
+    """Serve the recommender page on http://HOST:PORT (Ctrl+C stops it)."""
+    # Fail here with one line rather than in the browser: a missing or tampered model.
+    verify_model(model_dir)
+    env = {**os.environ, "SONGREC_MODEL": str(model_dir.resolve())}
+    click.echo(f"songrec: serving {model_dir} on http://{host}:{port}", err=True)
+    code = subprocess.call(streamlit_command(port, host), env=env)
+    if code not in (0, -2, 130):  # -2 / 130: stopped with Ctrl+C
+        raise click.ClickException(f"streamlit exited with code {code}")

@@ -1,0 +1,199 @@
+"""The page's state: the shared model, and one visitor's list with its saved copy.
+
+The model is loaded once per server process (`st.cache_resource`) and shared by every
+visitor, so nothing here may change it. A visitor's list lives in their own
+`st.session_state`; it is mirrored to the SQLite store under the token their browser
+keeps in a cookie (see app/saved_list.py for why), and the page keeps working without
+the store or the cookie.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from threadpoolctl import threadpool_limits
+
+from app.listening_list import Entries
+from app.saved_list import ListStore, is_token, new_token, restore
+from models.artifact import MANIFEST, TrainedModel, load_model
+from models.similar import artists
+
+log = logging.getLogger(__name__)
+
+MODEL_ENV = "SONGREC_MODEL"
+LISTS_ENV = "SONGREC_LISTS"
+RETRAIN_ENV = "SONGREC_EXACT_RETRAIN"
+DEFAULT_MODEL = ".songrec/model"
+DEFAULT_LISTS = ".songrec/lists.sqlite3"
+COOKIE = "songrec_list"
+# Browsers cap cookie lifetimes at 400 days; the page renews the cookie on every visit.
+COOKIE_MAX_AGE = 400 * 24 * 3600
+
+TOKEN = "songrec_token"
+ENTRIES = "songrec_entries"
+NOTICE = "songrec_notice"
+EDITOR_VERSION = "songrec_editor_version"
+RESULT = "songrec_result"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The shared model and the lookups the page needs on every run."""
+
+    model: TrainedModel
+    artists: tuple[str, ...]
+    model_dir: Path
+
+
+def model_dir() -> Path:
+    """The model folder the page serves: $SONGREC_MODEL, else .songrec/model."""
+    return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+
+
+def exact_retrain_enabled() -> bool:
+    """Whether the page offers the exact retrain ($SONGREC_EXACT_RETRAIN=off hides it).
+
+    A retrain holds every kept rating in memory (about 1 GB at 1.3M ratings): a small host
+    can offer the instant mode only.
+    """
+    return os.environ.get(RETRAIN_ENV, "on").strip().lower() not in ("off", "0", "no", "false")
+
+
+def lists_path() -> Path:
+    """Where saved lists live: $SONGREC_LISTS, else .songrec/lists.sqlite3."""
+    return Path(os.environ.get(LISTS_ENV) or DEFAULT_LISTS)
+
+
+@st.cache_resource
+def limit_blas_threads() -> None:
+    """One BLAS thread per call, for the whole server process (set once).
+
+    Visitors are the parallelism. On a busy 2-core machine, BLAS thread pools of several
+    sessions spinning against each other made one fold-in 14x slower (tests/bench/bench_app.py).
+    """
+    threadpool_limits(limits=1, user_api="blas")
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=2)
+def _load(folder: str, stamp: int) -> Catalogue:
+    # `stamp` (the manifest's mtime) makes a retrained folder load afresh.
+    model = load_model(Path(folder))
+    return Catalogue(model, tuple(artists(model)), Path(folder))
+
+
+def catalogue(folder: Path) -> Catalogue:
+    """The loaded model of `folder`, shared by all sessions; ModelError if it fails its checks."""
+    manifest = folder / MANIFEST
+    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else 0
+    return _load(str(folder.resolve()), stamp)
+
+
+@st.cache_resource(max_entries=4)
+def _store(path: str) -> ListStore | None:
+    try:
+        return ListStore(Path(path))
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("saved lists disabled: cannot open %s: %s", path, exc)
+        return None
+
+
+def store() -> ListStore | None:
+    """The shared list store, or None when it cannot be opened (lists then last one visit)."""
+    return _store(str(lists_path().resolve()))
+
+
+def _token_candidate() -> str | None:
+    seeded = st.session_state.get(TOKEN)
+    if seeded is not None:
+        return seeded
+    try:
+        return st.context.cookies.get(COOKIE)
+    except Exception:  # no browser context (bare script run): no saved list
+        return None
+
+
+def start(model: TrainedModel) -> None:
+    """Once per session: pick the browser's token and restore its list, cleaned."""
+    if ENTRIES in st.session_state:
+        return
+    candidate = _token_candidate()
+    notice = None
+    if candidate is None:
+        token = new_token()
+    elif is_token(candidate):
+        token = candidate
+    else:
+        token = new_token()
+        notice = "Your saved list could not be read and was reset."
+    entries: Entries = ()
+    lists = store()
+    if lists is not None and notice is None:
+        try:
+            restored = restore(lists.load(token), model.has_song)
+        except sqlite3.Error as exc:
+            log.warning("cannot read saved list: %s", exc)
+            restored = restore(None, model.has_song)
+        entries, notice = restored.entries, restored.notice
+        if notice is not None:
+            _save(token, entries)
+    st.session_state[TOKEN] = token
+    st.session_state[ENTRIES] = entries
+    st.session_state[NOTICE] = notice
+    st.session_state[EDITOR_VERSION] = 0
+    st.session_state[RESULT] = None
+
+
+def _save(token: str, entries: Entries) -> None:
+    lists = store()
+    if lists is None:
+        return
+    try:
+        lists.save(token, entries)
+    except sqlite3.Error as exc:  # a full disk must not break the page
+        log.warning("cannot save list: %s", exc)
+
+
+def entries() -> Entries:
+    """This visitor's list."""
+    return st.session_state[ENTRIES]
+
+
+def set_entries(new: Entries) -> None:
+    """Replace this visitor's list, save it, and drop results that no longer match it."""
+    if new == st.session_state[ENTRIES]:
+        return
+    st.session_state[ENTRIES] = new
+    st.session_state[EDITOR_VERSION] += 1
+    st.session_state[RESULT] = None
+    _save(st.session_state[TOKEN], new)
+
+
+def take_notice() -> str | None:
+    """The cleanup notice, shown once."""
+    return st.session_state.pop(NOTICE, None)
+
+
+def editor_key() -> str:
+    """Key of the list table; it changes whenever the list does, so stale edits never apply."""
+    return f"list_editor_{st.session_state[EDITOR_VERSION]}"
+
+
+def cookie_script(token: str) -> str:
+    """HTML that keeps `token` in this browser (renewed every visit)."""
+    # json.dumps quotes the token for JavaScript; the token alphabet needs no escaping.
+    return (
+        "<script>(function(){var s=location.protocol==='https:'?'; Secure':'';"
+        f"document.cookie={json.dumps(COOKIE)}+'='+{json.dumps(token)}"
+        f"+'; Max-Age={COOKIE_MAX_AGE}; Path=/; SameSite=Strict'+s;}})();</script>"
+    )
+
+
+def persistence_available() -> bool:
+    """Whether lists are saved on this server at all."""
+    return store() is not None

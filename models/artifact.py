@@ -1,0 +1,275 @@
+"""The trained model on disk: plain arrays and tables, every file checksummed.
+
+Layout of MODEL_DIR: `item_factors.npy` and `item_bias.npy` (float32, saved without
+pickle), `songs.parquet` (row i describes factor row i), `ratings.parquet` (the kept
+ratings, read only to retrain exactly), `params.json` (global mean, hyper-parameters,
+training report), optional extra files such as `gscv_results.csv`, and `manifest.json`:
+sha256 and size of every file, library versions, a fingerprint of the training data.
+The folder is written to a temporary sibling and renamed into place, and loading checks
+every checksum before it reads anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FACTORS = "item_factors.npy"
+BIAS = "item_bias.npy"
+SONGS = "songs.parquet"
+RATINGS = "ratings.parquet"
+PARAMS = "params.json"
+REQUIRED = (FACTORS, BIAS, SONGS, RATINGS, PARAMS)
+FORMAT = 1
+_LIBRARIES = ("songrec", "numpy", "pandas", "pyarrow", "scikit-surprise")
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """A loaded (or freshly trained) SVD: fixed item factors and biases, and the songs.
+
+    Shared by every listener: its arrays are read-only and nothing in songrec changes it.
+    """
+
+    song_ids: np.ndarray
+    item_factors: np.ndarray
+    item_bias: np.ndarray
+    global_mean: float
+    params: dict
+    songs: pd.DataFrame
+    ratings_path: Path | None = None
+    manifest: dict = field(default_factory=dict, repr=False)
+    _index: dict = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.song_ids)
+        if self.item_factors.shape[0] != n or self.item_bias.shape != (n,) or len(self.songs) != n:
+            raise ModelError(
+                f"inconsistent model: {n} song ids, factors {self.item_factors.shape}, "
+                f"biases {self.item_bias.shape}, {len(self.songs)} song rows"
+            )
+        for array in (self.song_ids, self.item_factors, self.item_bias):
+            _read_only(array)
+        object.__setattr__(self, "_index", {sid: i for i, sid in enumerate(self.song_ids)})
+
+    @property
+    def n_songs(self) -> int:
+        """Number of songs the model knows."""
+        return len(self.song_ids)
+
+    @property
+    def n_factors(self) -> int:
+        """Length of each factor vector."""
+        return int(self.item_factors.shape[1])
+
+    def has_song(self, song_id: str) -> bool:
+        """Whether `song_id` is one of the model's songs."""
+        return song_id in self._index
+
+    def index_of(self, song_id: str) -> int:
+        """Row of `song_id` in the factor arrays; ModelError if the model does not know it."""
+        try:
+            return self._index[song_id]
+        except KeyError:
+            raise ModelError(
+                f"unknown song id {song_id!r}: not among the model's {self.n_songs:,} songs "
+                "(find ids with `songrec songs --search`)"
+            ) from None
+
+    def read_ratings(self) -> pd.DataFrame:
+        """The kept training ratings, after re-checking their checksum."""
+        if self.ratings_path is None:
+            raise ModelError("this model has no ratings file (it was never saved)")
+        entry = self.manifest.get("files", {}).get(RATINGS)
+        if entry is not None:
+            _verify(self.ratings_path, entry)
+        return pd.read_parquet(self.ratings_path)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, entry: dict) -> None:
+    if not path.is_file():
+        raise ModelError(f"model file {path.name} is missing from {path.parent}")
+    if path.stat().st_size != entry.get("bytes") or file_sha256(path) != entry.get("sha256"):
+        raise ModelError(
+            f"checksum mismatch for {path.name} in {path.parent}: the file changed since "
+            "training; retrain with `songrec train`"
+        )
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for lib in _LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = None
+    return versions
+
+
+def _write_files(
+    model: TrainedModel,
+    folder: Path,
+    ratings: pd.DataFrame | None,
+    extra_files: dict[str, bytes],
+    fingerprint: str | None,
+) -> None:
+    np.save(folder / FACTORS, np.ascontiguousarray(model.item_factors, dtype=np.float32))
+    np.save(folder / BIAS, np.ascontiguousarray(model.item_bias, dtype=np.float32))
+    songs = model.songs.reset_index(drop=True)
+    songs.to_parquet(folder / SONGS, compression="zstd", index=False)
+    if ratings is not None:
+        ratings.to_parquet(folder / RATINGS, compression="zstd", index=False)
+    elif model.ratings_path is not None:
+        entry = model.manifest.get("files", {}).get(RATINGS)
+        if entry is not None:
+            _verify(model.ratings_path, entry)
+        shutil.copyfile(model.ratings_path, folder / RATINGS)
+    else:
+        raise ModelError("cannot save a model without its ratings")
+    params = {**model.params, "global_mean": float(model.global_mean)}
+    (folder / PARAMS).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+    for name, content in extra_files.items():
+        (folder / name).write_bytes(content)
+    files = {
+        path.name: {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+        for path in sorted(folder.iterdir())
+    }
+    manifest = {
+        "format": FORMAT,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+        "versions": _versions(),
+        "training_data": {"sha256": fingerprint, "songs": model.n_songs},
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def save_model(
+    model: TrainedModel,
+    out_dir: Path,
+    *,
+    ratings: pd.DataFrame | None = None,
+    extra_files: dict[str, bytes] | None = None,
+    fingerprint: str | None = None,
+    force: bool = False,
+) -> Path:
+    """Write the model folder atomically; replace an existing one only with `force`."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise ModelError(f"{out_dir} already exists; pass --force to replace it")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ModelError(f"{out_dir} exists and is not a folder")
+    extra = extra_files or {}
+    for name in extra:
+        if name in (*REQUIRED, MANIFEST) or Path(name).name != name:
+            raise ModelError(f"cannot add a file named {name!r} to a model folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        # mkdtemp makes a private folder; a model folder is as readable as any other.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
+        _write_files(model, tmp, ratings, extra, fingerprint)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / "model")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("saved model to %s", out_dir)
+    return out_dir
+
+
+def read_manifest(model_dir: Path) -> dict:
+    """The manifest of a model folder; ModelError if it is absent or unreadable."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(f"model folder {model_dir} does not exist; train one with `songrec train`")
+    path = model_dir / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"{model_dir} is not a songrec model folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+        files = manifest["files"]
+        assert isinstance(files, dict)
+    except (ValueError, KeyError, TypeError, AssertionError):
+        raise ModelError(f"{path} is not a valid songrec manifest") from None
+    return manifest
+
+
+def verify_model(model_dir: Path) -> dict:
+    """Check every file listed in the manifest (size and sha256); returns the manifest."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    files = manifest["files"]
+    for name in REQUIRED:
+        if name not in files:
+            raise ModelError(f"{MANIFEST} in {model_dir} does not list {name}")
+    for name in files:
+        if Path(name).name != name or name == MANIFEST:
+            raise ModelError(f"{MANIFEST} in {model_dir} lists a bad file name {name!r}")
+    for name, entry in files.items():
+        _verify(model_dir / name, entry)
+    return manifest
+
+
+def load_model(model_dir: Path) -> TrainedModel:
+    """Verify every checksum of `model_dir`, then load it (no pickle anywhere)."""
+    model_dir = Path(model_dir)
+    manifest = verify_model(model_dir)
+    try:
+        factors = np.load(model_dir / FACTORS, allow_pickle=False)
+        bias = np.load(model_dir / BIAS, allow_pickle=False)
+        songs = pd.read_parquet(model_dir / SONGS)
+        params = json.loads((model_dir / PARAMS).read_text())
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"cannot read model in {model_dir}: {exc}") from None
+    if factors.dtype != np.float32 or bias.dtype != np.float32 or factors.ndim != 2:
+        raise ModelError(f"{model_dir}: factor arrays are not float32 matrices")
+    song_ids = songs["song_id"].to_numpy(dtype=object)
+    return TrainedModel(
+        song_ids=song_ids,
+        item_factors=factors,
+        item_bias=bias,
+        global_mean=float(params["global_mean"]),
+        params=params,
+        songs=songs,
+        ratings_path=model_dir / RATINGS,
+        manifest=manifest,
+    )

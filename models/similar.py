@@ -1,0 +1,131 @@
+"""Item-to-item answers from the item factors: similar songs, similar artists, and lookups.
+
+Similarity is the cosine of item factor vectors; an artist's vector is the mean of its
+songs' unit vectors, weighted by their plays, so an artist is placed where its listened
+songs are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.artifact import TrainedModel
+from models.errors import ModelError
+
+SEARCH_COLUMNS = ["song_id", "artist_name", "track_name", "plays"]
+
+
+@dataclass(frozen=True)
+class SimilarItem:
+    """A song close to the query song, with its cosine similarity."""
+
+    song_id: str
+    artist_name: str
+    track_name: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class SimilarArtist:
+    """An artist close to the query artist, with its cosine similarity."""
+
+    artist_name: str
+    similarity: float
+    songs: int
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _top(similarity: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:
+    scores = np.array(similarity, dtype=np.float64)
+    scores[exclude] = -np.inf
+    count = min(n, int(np.isfinite(scores).sum()))
+    if count <= 0:
+        return np.array([], dtype=np.int64)
+    top = np.argpartition(-scores, count - 1)[:count]
+    return top[np.lexsort((top, -scores[top]))]
+
+
+def similar_songs(model: TrainedModel, song_id: str, n: int = 10) -> list[SimilarItem]:
+    """The `n` songs whose factors are closest (cosine) to `song_id`'s."""
+    if n < 1:
+        raise ModelError(f"the number of songs must be at least 1, got {n}")
+    index = model.index_of(song_id)
+    unit = _unit(model.item_factors)
+    similarity = unit @ unit[index]
+    top = _top(similarity, np.array([index]), n)
+    songs = model.songs
+    return [
+        SimilarItem(
+            str(model.song_ids[i]),
+            str(songs["artist_name"].iat[i]),
+            str(songs["track_name"].iat[i]),
+            float(similarity[i]),
+        )
+        for i in top
+    ]
+
+
+def artists(model: TrainedModel) -> list[str]:
+    """Every artist of the model, most played first."""
+    plays = model.songs.groupby("artist_name", sort=False)["plays"].sum()
+    return plays.sort_values(ascending=False, kind="stable").index.astype(str).tolist()
+
+
+def find_artist(model: TrainedModel, artist_name: str) -> str:
+    """The model's spelling of `artist_name` (exact, else case-insensitive); ModelError if none."""
+    names = model.songs["artist_name"]
+    if (names == artist_name).any():
+        return artist_name
+    folded = names[names.str.casefold() == artist_name.strip().casefold()]
+    if folded.empty:
+        raise ModelError(
+            f"unknown artist {artist_name!r}: not among the model's songs "
+            "(find names with `songrec songs --search`)"
+        )
+    return str(folded.iat[0])
+
+
+def songs_by_artist(model: TrainedModel, artist_name: str) -> pd.DataFrame:
+    """The artist's songs in the model, most played first."""
+    name = find_artist(model, artist_name)
+    rows = model.songs[model.songs["artist_name"] == name]
+    return rows[SEARCH_COLUMNS].sort_values("plays", ascending=False, kind="stable")
+
+
+def similar_artists(model: TrainedModel, artist_name: str, n: int = 10) -> list[SimilarArtist]:
+    """The `n` artists whose songs sit closest (cosine of play-weighted mean vectors)."""
+    if n < 1:
+        raise ModelError(f"the number of artists must be at least 1, got {n}")
+    name = find_artist(model, artist_name)
+    codes, names = pd.factorize(model.songs["artist_name"])
+    weights = model.songs["plays"].to_numpy(dtype=np.float64) + 1.0
+    sums = np.zeros((len(names), model.n_factors))
+    np.add.at(sums, codes, _unit(model.item_factors.astype(np.float64)) * weights[:, None])
+    vectors = _unit(sums)
+    query = int(np.flatnonzero(names == name)[0])
+    similarity = vectors @ vectors[query]
+    counts = np.bincount(codes, minlength=len(names))
+    top = _top(similarity, np.array([query]), n)
+    return [SimilarArtist(str(names[i]), float(similarity[i]), int(counts[i])) for i in top]
+
+
+def search_songs(model: TrainedModel, text: str, limit: int = 20) -> pd.DataFrame:
+    """Songs whose 'artist – track' contains every word of `text` (any case), most played first."""
+    words = text.casefold().split()
+    if not words:
+        raise ModelError("search text is empty")
+    haystack = (model.songs["artist_name"] + " – " + model.songs["track_name"]).str.casefold()
+    mask = np.ones(len(haystack), dtype=bool)
+    for word in words:
+        mask &= haystack.str.contains(word, regex=False).to_numpy()
+    rows = model.songs.loc[mask, SEARCH_COLUMNS]
+    return (
+        rows.sort_values("plays", ascending=False, kind="stable").head(limit).reset_index(drop=True)
+    )

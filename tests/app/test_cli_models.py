@@ -1,0 +1,165 @@
+"""`songrec train / recommend / songs / similar` through the real CLI, on tiny data."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from app.cli import cli
+from app.cli.errors import run_cli
+
+GRID = {"folds": 2, "algorithms": {"BaselineOnly": {}, "SVD": {"n_factors": [6], "n_epochs": [25]}}}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Two taste groups of listeners, each rating its own songs high, as a ratings folder."""
+    rng = np.random.default_rng(1)
+    songs = [f"{i:016x}" for i in range(1000, 1040)]
+    rows = []
+    for u in range(40):
+        group = u % 2
+        for s in rng.choice(20, 10, replace=False):
+            rows.append((f"u{u:02d}", songs[group * 20 + s], int(rng.integers(7, 11))))
+        for s in rng.choice(20, 4, replace=False):
+            rows.append((f"u{u:02d}", songs[(1 - group) * 20 + s], int(rng.integers(1, 4))))
+    ratings = pd.DataFrame(rows, columns=["user_name", "song_id", "rating"])
+    table = pd.DataFrame(
+        {
+            "song_id": songs,
+            "artist_name": [f"Band {'AB'[i // 20]}{i % 4}" for i in range(40)],
+            "track_name": [f"Song {i}" for i in range(40)],
+            "plays": np.arange(40, 0, -1, dtype="int64"),
+        }
+    )
+    folder = tmp_path_factory.mktemp("cli") / "data"
+    folder.mkdir()
+    ratings.to_parquet(folder / "ratings.parquet")
+    table.to_parquet(folder / "songs.parquet")
+    (folder.parent / "grid.json").write_text(json.dumps(GRID))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(data_dir):
+    out = data_dir.parent / "model"
+    grid = str(data_dir.parent / "grid.json")
+    args = ["train", "--data", str(data_dir), "--out", str(out), "--grid", grid, "--jobs", "1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "best SVD" in result.output and "80/20 holdout: RMSE" in result.output
+    assert "BaselineOnly" in result.output
+    return out
+
+
+def songrec(*args: str) -> tuple[int, str, str]:
+    """Run the CLI as the console script does; (exit code, stdout, stderr)."""
+    runner = CliRunner()
+    result = runner.invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_script(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """The console script's path (run_cli): exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", ["songrec", *args])
+    code = run_cli(cli)
+    return code, capsys.readouterr().err
+
+
+def test_train_writes_the_model_folder(model_dir):
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"manifest.json", "item_factors.npy", "gscv_results.csv", "ratings.parquet"} <= names
+    results = pd.read_csv(model_dir / "gscv_results.csv")
+    assert set(results["algorithm"]) == {"BaselineOnly", "SVD"}
+
+
+def test_recommend_json_follows_taste(model_dir):
+    rates = [f"--rate={1000 + i:016x}=10" for i in (21, 22, 25)]  # group B songs
+    code, out, _ = songrec("recommend", "--model", str(model_dir), *rates, "--top", "5", "--json")
+    assert code == 0
+    items = json.loads(out)
+    assert len(items) == 5
+    assert set(items[0]) == {"song_id", "artist_name", "track_name", "score", "because"}
+    assert sum(item["artist_name"].startswith("Band B") for item in items) >= 4
+    assert all(item["because"].startswith("because you rated Band B") for item in items)
+
+
+def test_recommend_text_retrain_and_empty(model_dir):
+    song = f"{1000 + 3:016x}"
+    code, out, _ = songrec(
+        "recommend", "--model", str(model_dir), "--rate", f"{song}=9", "--mode", "retrain"
+    )
+    assert code == 0 and out.count("because you rated") == 10
+    code, out, err = songrec("recommend", "--model", str(model_dir), "--top", "3")
+    assert code == 0 and "most popular" in err and len(out.strip().splitlines()) == 6
+
+
+def test_songs_and_similar(model_dir):
+    code, out, _ = songrec("songs", "--model", str(model_dir), "--search", "band a1")
+    assert code == 0 and len(out.strip().splitlines()) == 5
+    assert all("Band A1" in line for line in out.strip().splitlines())
+    song = out.split()[0]
+    code, out, _ = songrec("similar", "--model", str(model_dir), "--song", song, "--json")
+    assert code == 0 and len(json.loads(out)) == 10
+    code, out, _ = songrec(
+        "similar", "--model", str(model_dir), "--artist", "Band A1", "--top", "3"
+    )
+    assert code == 0 and len(out.strip().splitlines()) == 3
+    assert sum(line.startswith("Band A") for line in out.splitlines()) >= 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "abc"], "expected SONG_ID=RATING"),
+        (["--rate", "00000000000003e8=ten"], "is not a whole number"),
+        (["--rate", "00000000000003e8=11"], "outside 1..10"),
+        (["--rate", "ffffffffffffffff=5"], "unknown song id"),
+    ],
+)
+def test_recommend_errors_are_one_line_exit_2(model_dir, monkeypatch, capsys, args, message):
+    code, err = run_script(monkeypatch, capsys, "recommend", "--model", str(model_dir), *args)
+    assert code == 2 and err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert songrec("recommend", "--model", str(model_dir), *args)[0] != 0
+
+
+def test_model_folder_errors(model_dir, tmp_path, monkeypatch, capsys):
+    code, err = run_script(
+        monkeypatch, capsys, "songs", "--model", str(tmp_path / "x"), "--search", "a"
+    )
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    import shutil
+
+    copy = shutil.copytree(model_dir, tmp_path / "m")
+    with open(copy / "item_factors.npy", "r+b") as handle:
+        handle.seek(-3, 2)
+        handle.write(b"\x00\x01\x02")
+    code, err = run_script(
+        monkeypatch, capsys, "similar", "--model", str(copy), "--artist", "Band A1"
+    )
+    assert code == 2 and "checksum mismatch for item_factors.npy" in err
+    code, err = run_script(monkeypatch, capsys, "similar", "--model", str(model_dir))
+    assert code == 2 and "exactly one of --song" in err
+
+
+def test_train_refuses_an_existing_folder_without_force(model_dir, data_dir, monkeypatch, capsys):
+    code, err = run_script(
+        monkeypatch, capsys, "train", "--data", str(data_dir), "--out", str(model_dir)
+    )
+    assert code == 2 and "already exists; pass --force" in err
+    code, err = run_script(
+        monkeypatch,
+        capsys,
+        "train",
+        "--data",
+        str(data_dir / "nope"),
+        "--out",
+        str(data_dir.parent / "new"),
+    )
+    assert code == 2 and "does not exist" in err

@@ -1,0 +1,244 @@
+"""App benchmark: the real page server and a real browser, on the 10k-song 150-factor model.
+
+Measures server cold start (to health, to first render in Chromium), click-to-results in
+the browser for instant and exact-retrain recommendations, the model part of each call,
+server memory with the model loaded, 10 visitors recommending at once (browser contexts),
+and an instant recommendation while another visitor's exact retrain runs. Lists are
+seeded through the page's own persistence (SQLite row + the browser's cookie). Prints
+numbers, asserts nothing.
+
+    python tests/bench/bench_app.py [--model DIR] [--work DIR]
+
+Without --model it builds (once, kept in --work, default .songrec/bench-app) a model like
+the reference's: the ETL's synthetic sample at 2,458 users x 10,000 songs, SVD 150 factors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "app")]
+
+from page_server import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
+
+from app.listening_list import from_pairs  # noqa: E402
+from app.saved_list import ListStore, new_token  # noqa: E402
+from models.artifact import TrainedModel, load_model, save_model  # noqa: E402
+from models.recommend import recommend  # noqa: E402
+
+SVD_150 = {"n_factors": 150, "reg_all": 0.1, "lr_all": 0.005, "n_epochs": 20}
+RATED = 20
+VISITORS = 10
+SEED = 7
+
+
+def build_model(work: Path) -> Path:
+    """The reference-sized model (reused when `work/model-150` exists)."""
+    from etl.pipeline import EtlRun, run_listens
+    from etl.sample import SampleSpec, sample_listens
+    from models.data import load_ratings, ratings_fingerprint, trim_top_songs
+    from models.train import fit_final
+
+    out = work / "model-150"
+    if (out / "manifest.json").exists():
+        return out
+    data = work / "data"
+    spec = SampleSpec(users=2_458, songs=10_000, listens=5_600_000)
+    run_listens(EtlRun(source="bench sample", out_dir=data, force=True), sample_listens(spec))
+    kept, songs, _ = trim_top_songs(*load_ratings(data), 10_000)
+    factors, bias, mean = fit_final(kept, songs, SVD_150, SEED)
+    model = TrainedModel(
+        songs["song_id"].to_numpy(dtype=object),
+        factors,
+        bias,
+        mean,
+        {**SVD_150, "seed": SEED},
+        songs,
+    )
+    return save_model(model, out, ratings=kept, fingerprint=ratings_fingerprint(kept))
+
+
+def listener(model: TrainedModel, rng: np.random.Generator) -> list[tuple[str, int]]:
+    """A visitor's list: RATED songs drawn from the 2,000 most played, random ratings."""
+    rows = rng.choice(min(2_000, model.n_songs), RATED, replace=False)
+    return [(str(model.song_ids[i]), int(rng.integers(1, 11))) for i in rows]
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def streamlit_pid(cli_pid: int) -> int:
+    """The streamlit child that `songrec app` started."""
+    children = Path(f"/proc/{cli_pid}/task/{cli_pid}/children").read_text().split()
+    return int(children[0]) if children else cli_pid
+
+
+def stats(values: list[float]) -> str:
+    return f"median {statistics.median(values):.0f} ms, worst {max(values):.0f} ms"
+
+
+async def open_with_list(browser, url: str, token: str, songs: int):
+    """A browser context whose cookie names a seeded list; the page, list shown."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1500})
+    await context.add_cookies([{"name": "songrec_list", "value": token, "url": url}])
+    page = await context.new_page()
+    await page.goto(url)
+    await page.get_by_text(f"Your list ({songs} songs)").wait_for(timeout=120_000)
+    return context, page
+
+
+async def click_to_results(page, mode: str = "Instant (fold-in)") -> float:
+    """ms from clicking Recommend songs to the tenth row of the table."""
+    await page.get_by_text(mode).click()
+    started = time.perf_counter()
+    await page.get_by_role("button", name="Recommend songs").click()
+    await page.locator('[data-testid="stTable"] tbody tr').nth(9).wait_for(timeout=300_000)
+    return 1000 * (time.perf_counter() - started)
+
+
+async def browser_part(url: str, tokens: list[str], cli_pid: int, started: float) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = await browser.new_context()
+        page = await context.new_page()
+        navigated = time.perf_counter()
+        await page.goto(url)
+        await page.get_by_role("button", name="Add to list").wait_for(timeout=120_000)
+        done = time.perf_counter()
+        print(
+            f"cold start to first render (model loaded): {done - started:.1f} s "
+            f"(of which page load {done - navigated:.1f} s)"
+        )
+        await context.close()
+        pid = streamlit_pid(cli_pid)
+        print(f"server memory with the model loaded: {rss_mb(pid)[0]:.0f} MB RSS")
+
+        instant = []
+        for token in tokens[:6]:
+            context, page = await open_with_list(browser, url, token, RATED)
+            instant.append(await click_to_results(page))
+            await context.close()
+        print(f"browser click-to-results, instant: {stats(instant[1:])} (first {instant[0]:.0f})")
+
+        context, page = await open_with_list(browser, url, tokens[0], RATED)
+        retrain = await click_to_results(page, "Exact retrain (slow)")
+        await context.close()
+        print(f"browser click-to-results, exact retrain: {retrain / 1000:.1f} s")
+        now, peak = rss_mb(pid)
+        print(f"server memory after a retrain: {now:.0f} MB RSS, peak {peak:.0f} MB")
+
+        pages = [await open_with_list(browser, url, t, RATED) for t in tokens[:VISITORS]]
+        crowd = await asyncio.gather(*(click_to_results(p) for _, p in pages))
+        print(f"{VISITORS} visitors clicking at once (instant): {stats(list(crowd))}")
+        for context, _ in pages:
+            await context.close()
+
+        (c1, slow), (c2, fast) = [await open_with_list(browser, url, t, RATED) for t in tokens[:2]]
+        retraining = asyncio.ensure_future(click_to_results(slow, "Exact retrain (slow)"))
+        await asyncio.sleep(2.0)  # well into the retrain's epochs
+        during = [await click_to_results(fast) for _ in range(3)]
+        await retraining
+        print(f"instant for one visitor while another retrains: {stats(during)}")
+        await browser.close()
+
+
+def model_part(model: TrainedModel, lists: list[list[tuple[str, int]]]) -> None:
+    from threadpoolctl import threadpool_limits
+
+    times = []
+    # The page runs BLAS on one thread per call (app/session.py); measure the same.
+    threadpool_limits(limits=1, user_api="blas")
+    for rated in lists * 5:
+        started = time.perf_counter()
+        recommend(model, rated, 10)
+        times.append(1000 * (time.perf_counter() - started))
+    print(
+        f"model part, instant (recommend(), {RATED} ratings): median "
+        f"{statistics.median(times):.1f} ms, p95 {np.percentile(times, 95):.1f} ms"
+    )
+    started = time.perf_counter()
+    recommend(model, lists[0], 10, mode="retrain")
+    print(f"model part, exact retrain: {time.perf_counter() - started:.1f} s")
+
+
+def server_crowd(model_dir: Path, store_path: Path, tokens: list[str]) -> None:
+    """VISITORS AppTest sessions in threads clicking at once: the server's share of the wait."""
+    import threading
+
+    from streamlit.testing.v1 import AppTest
+
+    os.environ.update(SONGREC_MODEL=str(model_dir), SONGREC_LISTS=str(store_path))
+    pages = []
+    for token in tokens[:VISITORS]:
+        at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=120)
+        at.session_state["songrec_token"] = token
+        pages.append(at.run())
+    barrier = threading.Barrier(len(pages))
+    times: list[float] = []
+
+    def visit(at) -> None:
+        button = next(b for b in at.button if b.label == "Recommend songs")
+        barrier.wait()
+        started = time.perf_counter()
+        button.click().run()
+        times.append(1000 * (time.perf_counter() - started))
+        assert len(next(t for t in at.table).value) == 10
+
+    threads = [threading.Thread(target=visit, args=(at,)) for at in pages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    print(f"{VISITORS} visitors at once, server side (AppTest threads): {stats(times)}")
+
+
+def main() -> None:
+    """Run the benchmark and print its numbers."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="Model folder (default: build one).")
+    parser.add_argument("--work", type=Path, default=REPO / ".songrec" / "bench-app")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    # Every number below depends on what else the machine is doing.
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    model_dir = args.model or build_model(args.work)
+    started = time.perf_counter()
+    model = load_model(model_dir)
+    print(
+        f"model {model_dir}: {model.n_songs:,} songs x {model.n_factors} factors; "
+        f"load with checksums {time.perf_counter() - started:.2f} s"
+    )
+    rng = np.random.default_rng(SEED)
+    lists = [listener(model, rng) for _ in range(VISITORS)]
+    model_part(model, lists)
+
+    store_path = args.work / "lists.sqlite3"
+    store = ListStore(store_path)
+    tokens = [new_token() for _ in lists]
+    for token, rated in zip(tokens, lists, strict=True):
+        store.save(token, from_pairs(rated))
+    server_crowd(model_dir, store_path, tokens)
+    started = time.perf_counter()
+    with serve(model_dir, store_path, args.work / "server.log") as (url, process):
+        print(f"server cold start to health check: {time.perf_counter() - started:.1f} s")
+        asyncio.run(browser_part(url, tokens, process.pid, started))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The model folder: round trip, checksums, atomic replacement, no pickle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.artifact import MANIFEST, REQUIRED, file_sha256, load_model, save_model
+from models.data import ratings_fingerprint
+from models.errors import ModelError
+
+
+def test_round_trip_is_exact_and_read_only(model_dir, model, taste):
+    again = load_model(model_dir)
+    for name in ("item_factors", "item_bias", "song_ids"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(model, name))
+        assert not getattr(model, name).flags.writeable
+    assert model.item_factors.dtype == np.float32 and model.item_bias.dtype == np.float32
+    pd.testing.assert_frame_equal(again.songs, model.songs)
+    assert again.global_mean == model.global_mean and again.params == model.params
+    assert model.songs["song_id"].tolist() == model.song_ids.tolist()
+    assert model.index_of(model.song_ids[5]) == 5
+    with pytest.raises(ModelError, match="unknown song id"):
+        model.index_of("ffffffffffffffff")
+    with pytest.raises(ValueError):
+        model.item_factors[0, 0] = 1.0
+
+
+def test_manifest_lists_every_file_with_its_checksum(model_dir, model):
+    manifest = json.loads((model_dir / MANIFEST).read_text())
+    on_disk = {p.name for p in model_dir.iterdir()} - {MANIFEST}
+    assert set(manifest["files"]) == on_disk and set(REQUIRED) <= on_disk
+    assert "gscv_results.csv" in on_disk
+    for name, entry in manifest["files"].items():
+        assert entry["sha256"] == file_sha256(model_dir / name)
+        assert entry["bytes"] == (model_dir / name).stat().st_size
+    assert manifest["versions"]["scikit-surprise"] and manifest["created_at"]
+    kept = pd.read_parquet(model_dir / "ratings.parquet")
+    assert manifest["training_data"]["sha256"] == ratings_fingerprint(kept)
+    # Arrays are plain .npy: loadable without pickle.
+    np.load(model_dir / "item_factors.npy", allow_pickle=False)
+
+
+@pytest.mark.parametrize("name", ["item_factors.npy", "songs.parquet", "ratings.parquet"])
+def test_a_changed_file_is_refused_naming_it(tmp_path, model_dir, name):
+    copy = shutil.copytree(model_dir, tmp_path / "m")
+    data = bytearray((copy / name).read_bytes())
+    data[-20] ^= 0xFF
+    (copy / name).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=f"checksum mismatch for {name}"):
+        load_model(copy)
+
+
+def test_missing_pieces_are_clear_errors(tmp_path, model_dir):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "nothing")
+    copy = shutil.copytree(model_dir, tmp_path / "m")
+    (copy / "item_bias.npy").unlink()
+    with pytest.raises(ModelError, match="item_bias.npy is missing"):
+        load_model(copy)
+    (copy / MANIFEST).unlink()
+    with pytest.raises(ModelError, match="no manifest.json"):
+        load_model(copy)
+    (copy / MANIFEST).write_text("{}")
+    with pytest.raises(ModelError, match="not a valid songrec manifest"):
+        load_model(copy)
+    manifest = json.loads((model_dir / MANIFEST).read_text())
+    manifest["files"]["../evil"] = {"sha256": "0", "bytes": 0}
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="bad file name"):
+        load_model(copy)
+
+
+def test_retrain_rechecks_the_ratings_file(tmp_path, model_dir):
+    copy = shutil.copytree(model_dir, tmp_path / "m")
+    model = load_model(copy)
+    (copy / "ratings.parquet").write_bytes(b"changed after loading")
+    with pytest.raises(ModelError, match="checksum mismatch for ratings.parquet"):
+        model.read_ratings()
+
+
+def test_save_refuses_to_overwrite_without_force_and_replaces_with_it(tmp_path, model):
+    out = tmp_path / "out"
+    save_model(model, out)
+    before = load_model(out)
+    with pytest.raises(ModelError, match="already exists; pass --force"):
+        save_model(model, out)
+    (out / "stale.txt").write_text("from an older model")
+    save_model(before, out, force=True)
+    assert not (out / "stale.txt").exists()
+    np.testing.assert_array_equal(load_model(out).item_factors, model.item_factors)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+
+
+def test_a_failed_save_leaves_the_old_model(tmp_path, model):
+    out = tmp_path / "out"
+    save_model(model, out)
+    before = file_sha256(out / MANIFEST)
+    with pytest.raises(ModelError, match="cannot add a file"):
+        save_model(model, out, extra_files={"params.json": b"{}"}, force=True)
+    broken = type(model)(
+        model.song_ids, model.item_factors, model.item_bias, 1.0, {}, model.songs
+    )  # no ratings: the save fails halfway
+    with pytest.raises(ModelError, match="without its ratings"):
+        save_model(broken, out, force=True)
+    assert file_sha256(out / MANIFEST) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -1,0 +1,85 @@
+"""The compared models on planted taste groups: faithful to Surprise, aligned, never cheating."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import evaluate_models as models
+from models.evaluate import auc_cells, top_from_scores
+from models.splits import random_holdout
+from models.svd import fit_svd
+from models.trainset import trainset_from_frame
+
+PARAMS = {"n_factors": 8, "n_epochs": 30, "lr_all": 0.01, "reg_all": 0.05}
+
+
+@pytest.fixture(scope="module")
+def split(taste):
+    ratings, _, group_of = taste
+    holdout = random_holdout(ratings, frac=0.2, seed=4, test_user_frac=0.25)
+    targets = models.Targets(
+        users=pd.Index(holdout.test_users),
+        catalog=pd.Index(np.sort(holdout.train["song_id"].unique())),
+        visible=holdout.visible(),
+        hidden=holdout.test,
+    )
+    return holdout, targets, group_of
+
+
+def test_svd_ranked_predicts_what_surprise_predicts(split) -> None:
+    holdout, targets, _ = split
+    scored = models.svd_ranked(targets, holdout.train, PARAMS, seed=2)
+    algo = fit_svd(trainset_from_frame(holdout.train), PARAMS, seed=2)
+    expected = [
+        algo.predict(u, s).est
+        for u, s in zip(holdout.test["user_name"], holdout.test["song_id"], strict=True)
+    ]
+    np.testing.assert_allclose(scored.predictions["prediction"], expected, atol=1e-9)
+    user = targets.users[0]
+    row = targets.users.get_loc(user)
+    direct = [algo.predict(user, s, clip=False).est for s in targets.catalog[:20]]
+    np.testing.assert_allclose(scored.scores[row, :20], direct, atol=1e-9)
+
+
+def test_foldin_follows_each_test_users_taste(split) -> None:
+    holdout, targets, group_of = split
+    others = holdout.train_users_only()
+    scored = models.svd_foldin(targets, others, holdout.visible(), PARAMS, seed=2)
+    top = top_from_scores(targets, scored.scores, k=5)
+    # Group 0 is everyone's popular list (mean + item bias would give only group 0's songs);
+    # the test users of groups 1 and 2 must get their own group's songs.
+    group = top["user_name"].str.split("_").str[1].astype(int)
+    own = pd.Series([group_of[s] for s in top["song_id"]]) == group
+    share = own.groupby(group).mean()
+    assert share.loc[[1, 2]].min() >= 0.85, share
+    assert scored.predictions["prediction"].between(1, 10).all()
+
+
+def test_most_popular_is_one_list_for_everyone(split) -> None:
+    holdout, targets, _ = split
+    scored = models.most_popular(targets, holdout.train)
+    counts = holdout.train.groupby("song_id").size()
+    assert (scored.scores == counts.reindex(targets.catalog).to_numpy()).all()
+    assert scored.predictions is None
+
+
+def test_top_lists_skip_visible_songs_and_break_ties_by_id() -> None:
+    targets = models.Targets(
+        users=pd.Index(["a", "b"]),
+        catalog=pd.Index(["s1", "s2", "s3", "s4"]),
+        visible=pd.DataFrame({"user_name": ["a", "b"], "song_id": ["s1", "s4"]}),
+        hidden=pd.DataFrame({"user_name": ["a"], "song_id": ["s3"]}),
+    )
+    scores = np.array([[9.0, 1.0, 5.0, 5.0], [2.0, 2.0, -np.inf, 9.0]])
+    top = top_from_scores(targets, scores, k=3)
+    assert top.groupby("user_name")["song_id"].agg(list).to_dict() == {
+        "a": ["s3", "s4", "s2"],
+        "b": ["s1", "s2"],  # s4 is visible, s3 cannot be ranked
+    }
+    rows, cols = auc_cells(targets, negatives=1, rng=np.random.default_rng(0))
+    cells = set(zip(targets.users[rows], targets.catalog[cols], strict=True))
+    assert ("a", "s3") in cells  # the hidden song
+    assert not {("a", "s1"), ("b", "s4")} & cells  # visible songs are never negatives
+    assert sum(1 for u, _ in cells if u == "b") == 1  # one sampled negative for b
