@@ -34,7 +34,7 @@ REASONS = (
     "bad_timestamp",
 )
 # Unix seconds outside this window are not real listens (and would overflow timestamps).
-_MIN_TS, _MAX_TS = 0, 253402300799
+MIN_TS, MAX_TS = 0, 253402300799
 
 
 @dataclass
@@ -73,11 +73,11 @@ def _timestamp(value: object) -> int | None | bool:
     elif isinstance(value, str):
         try:
             seconds = int(float(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", "inf"
             return False
     else:
         return False
-    return seconds if _MIN_TS <= seconds <= _MAX_TS else False
+    return seconds if MIN_TS <= seconds <= MAX_TS else False
 
 
 def parse_listen(line: bytes | str, user: str | None) -> tuple[str, str, str, int] | str:
@@ -100,7 +100,10 @@ def parse_listen(line: bytes | str, user: str | None) -> tuple[str, str, str, in
     track = _text(meta.get("track_name"))
     if track is None:
         return "bad_track_name"
-    raw_ts = obj.get("listened_at", obj.get("timestamp"))
+    # Either key may carry the time; a null listened_at falls back to timestamp.
+    raw_ts = obj.get("listened_at")
+    if raw_ts is None:
+        raw_ts = obj.get("timestamp")
     if raw_ts is None:
         return "missing_timestamp"
     seconds = _timestamp(raw_ts)

@@ -74,8 +74,11 @@ class Catalog:
 def _catalog(spec: SampleSpec, rng: np.random.Generator) -> Catalog:
     n_artists = max(1, spec.songs // SONGS_PER_ARTIST)
     names = [f"{a} {n}" for a in _ADJECTIVES for n in _NOUNS]
-    artist_idx = rng.permutation(len(names) * 4)[:n_artists]
-    # Past the plain word pairs, names gain "The" or a genre-free suffix to stay unique.
+    # Enough spellings for every artist (4 for up to 9,180 artists: the default sample).
+    forms = max(4, -(-n_artists // len(names)))
+    artist_idx = rng.permutation(len(names) * forms)[:n_artists]
+    # Past the plain word pairs, names gain "The", a genre-free suffix or a number to stay
+    # unique.
     artist_names = [
         [
             names[i % len(names)],
@@ -83,6 +86,8 @@ def _catalog(spec: SampleSpec, rng: np.random.Generator) -> Catalog:
             f"{names[i % len(names)]} Trio",
             f"{names[i % len(names)]} Collective",
         ][i // len(names)]
+        if i // len(names) < 4
+        else f"{names[i % len(names)]} {i // len(names) - 2}"
         for i in artist_idx
     ]
     artist_genre = rng.integers(0, spec.genres, n_artists)

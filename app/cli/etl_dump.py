@@ -1,0 +1,67 @@
+"""`songrec etl dump`: ListenBrainz listens dumps, Spark dumps and user exports, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from app.cli.etl_commands import FORCE_OPTION, OUT_OPTION, TRANSFORM_OPTION, echo_report, parse_date
+from etl.dump_formats import plan_inputs, total_bytes
+from etl.dumps import read_inputs
+from etl.errors import EtlError
+from etl.output import check_out_dir
+from etl.pipeline import EtlRun, run_listens
+from etl.query import EARLIEST, LATEST
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@OUT_OPTION
+@click.option("--user", help="Listener of a user export (its lines carry no user name).")
+@click.option("--start", help="First day of listens to keep (YYYY-MM-DD, UTC).")
+@click.option("--end", help="Day after the last listen to keep (YYYY-MM-DD, exclusive).")
+@TRANSFORM_OPTION
+@FORCE_OPTION
+def dump(
+    paths: tuple[Path, ...],
+    out_dir: Path,
+    user: str | None,
+    start: str | None,
+    end: str | None,
+    transform: str,
+    force: bool,
+) -> None:
+    """Read ListenBrainz listens into the ratings folder (offline, embedded DuckDB).
+
+    \b
+    PATHS (any mix):
+      listenbrainz-listens-dump-*.tar.zst|.tar.xz  full or incremental listens dump
+      listenbrainz-spark-dump-*.tar, or a folder   Spark dump (N.parquet files)
+      a folder of .listens files, or one file      listens as the dumps hold them
+      export .zip, .jsonl/.json[.gz|.xz|.zst]      a user export (needs --user
+                                                   unless its user.json names one)
+
+    Archives are read as streams, never unpacked to disk.
+    """
+    check_out_dir(out_dir, force)
+    first = parse_date(start, "--start") or EARLIEST
+    last = parse_date(end, "--end") or LATEST
+    if first >= last:
+        raise EtlError(f"--start ({start}) must come before --end ({end})")
+    inputs = plan_inputs(list(paths), user)
+    run = EtlRun(
+        source="dump:" + ",".join(str(p) for p in paths),
+        out_dir=out_dir,
+        transform=transform,
+        force=force,
+        start=first,
+        end=last,
+    )
+    with tqdm(total=total_bytes(inputs), unit="B", unit_scale=True, desc="dump") as bar:
+        report = run_listens(run, read_inputs(inputs, run.rejects, run.extra, bar.update))
+    echo_report(report)
+
+
+COMMANDS = [dump]

@@ -1,0 +1,174 @@
+"""Spark listens dumps (Parquet) -> Arrow batches of listens, unusable rows counted by reason.
+
+ListenBrainz's Spark dump holds `N.parquet` files with listened_at, user_id (a number, no
+user name), artist_name and recording_name among other columns; a Parquet file with
+user_name/track_name (e.g. the BigQuery table exported) reads the same way. A folder of such
+files is read by DuckDB directly (the fast path); a member of a tar archive is read by
+pyarrow in record batches, never extracted. Rows the listens -> plays query would drop
+(null or blank names, no time) are dropped here and counted, so the report accounts for
+every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from etl.errors import EtlError
+from etl.listen_blocks import usable_sql
+from etl.listens import BATCH_ROWS, LISTEN_SCHEMA, Rejects
+
+# What each listen field may be called, in order of preference.
+_USER = (("user_name", "{}"), ("user_id", "CAST({} AS VARCHAR)"))
+_TRACK = ("track_name", "recording_name")
+_MAX_TIME = "TIMESTAMPTZ '9999-12-31 23:59:59+00'"
+
+
+def listen_select(schema: pa.Schema, relation: str, extra_columns: str = "") -> str:
+    """The query mapping a Parquet schema's columns to listens, with a reject `reason`."""
+    names = set(schema.names)
+    user = next((expr.format(name) for name, expr in _USER if name in names), None)
+    track = next((name for name in _TRACK if name in names), None)
+    if user is None or track is None or not {"artist_name", "listened_at"} <= names:
+        raise EtlError(
+            "not a listens Parquet file: needs listened_at, user_id (or user_name), "
+            f"artist_name and recording_name (or track_name); it has {', '.join(schema.names)}"
+        )
+    kind = schema.field("listened_at").type
+    if pa.types.is_timestamp(kind):
+        when = "listened_at::TIMESTAMPTZ"
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        when = "to_timestamp(listened_at)"
+    else:
+        raise EtlError(f"listened_at is {kind}, not a timestamp or Unix seconds")
+    return f"""
+    SELECT u AS user_name, a AS artist_name, t AS track_name,
+           date_trunc('second', ts) AS listened_at,
+           CASE WHEN NOT ({usable_sql("u")}) THEN 'bad_user_name'
+                WHEN NOT ({usable_sql("a")}) THEN 'bad_artist_name'
+                WHEN NOT ({usable_sql("t")}) THEN 'bad_track_name'
+                WHEN ts IS NULL THEN 'missing_timestamp'
+                WHEN ts < TIMESTAMPTZ '1970-01-01 00:00:00+00' OR ts > {_MAX_TIME}
+                    THEN 'bad_timestamp'
+           END AS reason {extra_columns}
+    FROM (SELECT {user} AS u, artist_name AS a, {track} AS t, {when} AS ts {extra_columns}
+          FROM {relation})
+    """
+
+
+def _literal(path: Path) -> str:
+    """A path as an SQL string literal (quotes doubled)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def keep_valid(
+    batch: pa.RecordBatch | pa.Table, rejects: Rejects, where: Callable[[int], str]
+) -> pa.Table:
+    """Listens of a classified batch; rows with a `reason` are counted (`where(row)` names one)."""
+    reason = batch.column("reason")
+    if reason.null_count < len(reason):
+        counts = pc.value_counts(reason.drop_null())
+        reasons = np.asarray(reason.fill_null("").to_numpy(zero_copy_only=False))
+        for item in counts.to_pylist():
+            name, count = item["values"], item["counts"]
+            first = np.flatnonzero(reasons == name)[:5]
+            for k, row in enumerate(first):
+                # The last example carries the rest of the count.
+                n = 1 if k < len(first) - 1 else count - (len(first) - 1)
+                rejects.add(name, where(int(row)), n)
+        batch = batch.filter(pc.is_null(reason))
+    return pa.Table.from_arrays(
+        [
+            batch.column("user_name").cast(pa.string()),
+            batch.column("artist_name").cast(pa.string()),
+            batch.column("track_name").cast(pa.string()),
+            batch.column("listened_at").cast(pa.timestamp("s", tz="UTC")),
+        ],
+        schema=LISTEN_SCHEMA,
+    )
+
+
+def read_parquet_files(
+    files: list[Path],
+    rejects: Rejects,
+    on_rows: Callable[[int], None] | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """Listens of local Parquet files, read by DuckDB (parallel, only the needed columns)."""
+    con = _connect()
+    try:
+        sql = listen_select(
+            pq.read_schema(files[0]),
+            f"read_parquet([{', '.join(_literal(f) for f in files)}], "
+            "filename = true, file_row_number = true)",
+            ", filename, file_row_number",
+        )
+        for batch in con.sql(sql).to_arrow_reader(batch_rows):
+            names = batch.column("filename")
+            rows = batch.column("file_row_number")
+
+            def where(i: int, names=names, rows=rows) -> str:
+                return f"{Path(names[i].as_py()).name}:row {rows[i].as_py() + 1}"
+
+            table = keep_valid(batch, rejects, where)
+            if on_rows is not None:
+                on_rows(batch.num_rows)
+            if table.num_rows:
+                yield table
+    finally:
+        con.close()
+
+
+def read_parquet_stream(
+    stream: BinaryIO,
+    name: str,
+    rejects: Rejects,
+    on_rows: Callable[[int, int], None] | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """Listens of one Parquet file held in a (seekable) stream, e.g. a tar member.
+
+    `on_rows(done, total)` reports progress through the file's rows.
+    """
+    parquet = pq.ParquetFile(stream)
+    schema = parquet.schema_arrow
+    sql = listen_select(schema, "batch", ", _row")
+    wanted = [c for c in ("user_name", "user_id", "artist_name", "track_name") if c in schema.names]
+    wanted += [c for c in ("recording_name", "listened_at") if c in schema.names]
+    total = parquet.metadata.num_rows
+    done = 0
+    con = _connect()
+    try:
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted):
+            # DuckDB may reorder rows across threads: carry each row's number along.
+            numbered = batch.append_column("_row", pa.array(np.arange(done, done + len(batch))))
+            con.register("batch", numbered)
+            try:
+                classified = con.sql(sql).to_arrow_table()
+            finally:
+                con.unregister("batch")
+            rows = classified.column("_row")
+            table = keep_valid(
+                classified, rejects, lambda i, rows=rows: f"{name}:row {rows[i].as_py() + 1}"
+            )
+            done += batch.num_rows
+            if on_rows is not None:
+                on_rows(done, total)
+            if table.num_rows:
+                yield table
+    finally:
+        con.close()

@@ -1,0 +1,327 @@
+"""ListenBrainz listens in their published formats -> Arrow batches of listens.
+
+`etl.dump_formats.plan_inputs` recognises each path first; `read_inputs` then streams them:
+archives as streams (tar members in order, never unpacked to disk), JSON lines in large
+blocks (etl.listen_blocks), Parquet by DuckDB or pyarrow (etl.dump_parquet). What a dump
+says of itself (SCHEMA_SEQUENCE, TIMESTAMP...) goes into the run's report. Progress is
+reported in bytes of the inputs as stored (compressed).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import tarfile
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from etl.dump_formats import (
+    CORRUPT,
+    FORMATS_HELP,
+    METADATA_FILES,
+    Input,
+    decompressed,
+    folder_files,
+    kind_of_name,
+    need_user,
+    uncompressed_name,
+)
+from etl.dump_parquet import read_parquet_files, read_parquet_stream
+from etl.errors import EtlError
+from etl.listen_blocks import BlockParser, parse_stream, rebatch
+from etl.listens import Rejects, parse_lines
+
+log = logging.getLogger(__name__)
+
+# Batches read ahead of the aggregation (each about BATCH_ROWS listens).
+PREFETCH_BATCHES = 2
+
+
+class Meter:
+    """Turns positions in each input into byte deltas for a progress callback."""
+
+    def __init__(self, on_bytes: Callable[[int], None] | None) -> None:
+        self.on_bytes = on_bytes
+        self.base = 0
+        self.reported = 0
+        self.size = 0
+
+    def start(self, size: int) -> None:
+        """A new input of `size` bytes begins."""
+        self.size = size
+
+    def advance_to(self, position: int) -> None:
+        """The current input has been read up to `position` bytes."""
+        target = self.base + min(position, self.size)
+        if target > self.reported and self.on_bytes is not None:
+            self.on_bytes(target - self.reported)
+        self.reported = max(self.reported, target)
+
+    def finish(self) -> None:
+        """The current input is done."""
+        self.advance_to(self.size)
+        self.base += self.size
+
+
+class _Metered(io.RawIOBase):
+    """A binary file that reports how far it has been read (pipes included: no tell())."""
+
+    def __init__(self, raw: BinaryIO, meter: Meter | _Shifted) -> None:
+        self.raw, self.meter = raw, meter
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        self.position += n or 0
+        self.meter.advance_to(self.position)
+        return n
+
+    def seekable(self) -> bool:
+        return self.raw.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = self.raw.seek(offset, whence)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+
+class _Shifted:
+    """A meter seen from one file of a folder: positions are offset by the files before it."""
+
+    def __init__(self, meter: Meter, offset: int) -> None:
+        self.meter, self.offset = meter, offset
+
+    def advance_to(self, position: int) -> None:
+        self.meter.advance_to(self.offset + position)
+
+
+def _json_lines(
+    stream: BinaryIO, name: str, parser: BlockParser, user: str | None
+) -> Iterator[pa.Table]:
+    """Listens of one JSON-lines file; a `.json` holding one array (older exports) too."""
+    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream, 1 << 20)
+    if uncompressed_name(name).endswith(".json") and buffered.peek(64).lstrip().startswith(b"["):
+        try:
+            items = orjson.loads(buffered.read())
+        except orjson.JSONDecodeError as exc:
+            raise EtlError(f"{name}: not valid JSON ({exc})") from None
+        # One listen per array item, numbered like lines.
+        lines = (orjson.dumps(item) for item in items)
+        yield from parse_lines(lines, parser.rejects, name, user)
+        return
+    yield from parse_stream(buffered, parser, name, user)
+
+
+class DumpReader:
+    """Streams listens out of planned inputs; fills `extra` with what the dumps say of
+    themselves (SCHEMA_SEQUENCE, TIMESTAMP...) and the format of each input."""
+
+    def __init__(
+        self, rejects: Rejects, extra: dict, on_bytes: Callable[[int], None] | None = None
+    ) -> None:
+        self.rejects = rejects
+        self.extra = extra
+        self.meter = Meter(on_bytes)
+        self.found = 0  # listens files met in the current archive
+
+    def read(self, inputs: list[Input]) -> Iterator[pa.Table]:
+        """All listens of all inputs, in batches of about BATCH_ROWS."""
+        self.parser = BlockParser(self.rejects)
+        try:
+            yield from rebatch(self._tables(inputs))
+        finally:
+            self.parser.close()
+
+    def _tables(self, inputs: list[Input]) -> Iterator[pa.Table]:
+        self.extra.setdefault("inputs", [])
+        for item in inputs:
+            self.extra["inputs"].append({"path": str(item.path), "format": item.kind})
+            self.meter.start(item.size)
+            log.info("reading %s (%s, %d bytes)", item.path, item.kind, item.size)
+            try:
+                yield from getattr(self, f"_read_{item.kind}")(item)
+            except CORRUPT as exc:
+                raise EtlError(f"{item.path}: corrupt or truncated input ({exc})") from None
+            except OSError as exc:
+                raise EtlError(f"cannot read {item.path}: {exc}") from None
+            self.meter.finish()
+
+    def _note(self, item: Input, key: str, text: bytes) -> None:
+        meta = self.extra.setdefault("dump_metadata", {}).setdefault(item.path.name, {})
+        meta[key] = text.decode("utf-8", "replace").strip()
+
+    def _member(self, item: Input, name: str, stream: BinaryIO) -> Iterator[pa.Table]:
+        """Listens of one file inside an archive or folder, by its name."""
+        base = Path(name).name
+        if base in METADATA_FILES:
+            self._note(item, base, stream.read(4096))
+            return
+        kind = kind_of_name(name)
+        if kind == "parquet":
+            self.found += 1
+            # A Parquet file is read from its footer: members of a compressed tar cannot
+            # seek, so such a member (128 MB at most in ListenBrainz dumps) is read whole.
+            if not item.path.name.lower().endswith(".tar"):
+                stream = pa.BufferReader(stream.read())
+            yield from read_parquet_stream(stream, name, self.rejects)
+        elif kind in ("lines", "export"):
+            self.found += 1
+            user = None if kind == "lines" else item.user or need_user(Path(name), None)
+            yield from _json_lines(decompressed(stream, name), name, self.parser, user)
+
+    def _read_tar(self, item: Input) -> Iterator[pa.Table]:
+        self.found = 0
+        with item.path.open("rb") as raw:
+            metered = _Metered(raw, self.meter)
+            plain = item.path.name.lower().endswith(".tar")
+            # A plain tar is seekable: Parquet members are read in place ('r:').
+            mode = "r:" if plain else "r|"
+            source = metered if plain else decompressed(metered, item.path.name)
+            # Stream mode reads 10 KiB at a time by default: far too many small reads.
+            with tarfile.open(fileobj=source, mode=mode, bufsize=1 << 20) as archive:
+                for member in archive:
+                    if member.isfile():
+                        yield from self._member(item, member.name, archive.extractfile(member))
+        if not self.found:
+            raise EtlError(f"{item.path}: no listens in this archive ({FORMATS_HELP})")
+
+    def _read_zip(self, item: Input) -> Iterator[pa.Table]:
+        self.found = 0
+        with zipfile.ZipFile(item.path) as archive:
+            done = 0
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                if not info.is_dir():
+                    with archive.open(info) as stream:
+                        yield from self._member(item, info.filename, stream)
+                done += info.compress_size
+                self.meter.advance_to(done)
+        if not self.found:
+            raise EtlError(f"{item.path}: no listens in this zip ({FORMATS_HELP})")
+
+    def _read_folder(self, item: Input) -> Iterator[pa.Table]:
+        files = folder_files(item.path)
+        for meta in METADATA_FILES:
+            for found in item.path.glob(meta):
+                self._note(item, meta, found.read_bytes()[:4096])
+        parquet = [f for f in files if kind_of_name(f.name) == "parquet"]
+        done = 0
+        if parquet:
+            parquet_bytes = sum(f.stat().st_size for f in parquet)
+            rows_total = max(1, sum(_parquet_rows(f) for f in parquet))
+            rows_done = 0
+
+            def on_rows(rows: int) -> None:
+                nonlocal rows_done
+                rows_done += rows
+                self.meter.advance_to(parquet_bytes * rows_done // rows_total)
+
+            yield from read_parquet_files(parquet, self.rejects, on_rows)
+            done = parquet_bytes
+        for file in files:
+            if file in parquet:
+                continue
+            with file.open("rb") as raw:
+                offset = done
+                metered = _Metered(raw, _Shifted(self.meter, offset))
+                yield from self._member(item, str(file.relative_to(item.path)), metered)
+            done += file.stat().st_size
+            self.meter.advance_to(done)
+
+    def _read_lines(self, item: Input) -> Iterator[pa.Table]:
+        self.found = 0
+        with item.path.open("rb") as raw:
+            yield from self._member(item, item.path.name, _Metered(raw, self.meter))
+
+    _read_export = _read_lines
+
+    def _read_parquet(self, item: Input) -> Iterator[pa.Table]:
+        rows_total = max(1, _parquet_rows(item.path))
+        rows_done = 0
+
+        def on_rows(rows: int) -> None:
+            nonlocal rows_done
+            rows_done += rows
+            self.meter.advance_to(item.size * rows_done // rows_total)
+
+        yield from read_parquet_files([item.path], self.rejects, on_rows)
+
+
+def _parquet_rows(path: Path) -> int:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except pa.ArrowInvalid as exc:
+        raise EtlError(f"{path}: not a Parquet file ({exc})") from None
+
+
+def read_inputs(
+    inputs: list[Input],
+    rejects: Rejects,
+    extra: dict,
+    on_bytes: Callable[[int], None] | None = None,
+    prefetch: int = PREFETCH_BATCHES,
+) -> Iterator[pa.Table]:
+    """Listens of planned inputs, batch by batch (see DumpReader).
+
+    With `prefetch` > 0 the reading runs in a background thread that many batches ahead, so
+    decompressing and parsing overlap the caller's aggregation (zstd, numpy and DuckDB let
+    go of the GIL). `rejects` and `extra` are complete once the iterator is exhausted.
+    """
+    batches = DumpReader(rejects, extra, on_bytes).read(inputs)
+    return _ahead(batches, prefetch) if prefetch > 0 else batches
+
+
+_DONE = object()
+
+
+def _ahead(batches: Iterator[pa.Table], depth: int) -> Iterator[pa.Table]:
+    """Iterate `batches` in a thread, up to `depth` items ahead of the consumer."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            batches.close()
+
+    worker = threading.Thread(target=produce, name="songrec-dump-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        # The consumer stopped (done, failed or interrupted): let the reader wind down.
+        stop.set()
+        worker.join()

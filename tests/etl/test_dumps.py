@@ -1,0 +1,371 @@
+"""`songrec etl dump`: ListenBrainz dumps, Spark dumps and user exports in their real layouts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+import os
+import sys
+import tarfile
+import threading
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from app.cli import cli
+from app.cli.errors import run_cli
+from etl.dump_formats import plan_inputs, total_bytes
+from etl.dumps import read_inputs
+from etl.listens import Rejects
+from etl.songs import song_id
+
+
+def _dump(*args: str) -> None:
+    result = CliRunner().invoke(cli, ["etl", "dump", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def _plays(out: Path) -> dict[tuple[str, str], int]:
+    plays = pd.read_parquet(out / "plays.parquet")
+    return dict(zip(zip(plays.user_name, plays.song_id, strict=True), plays.plays, strict=True))
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "etl_report.json").read_text())
+
+
+def _fails(capsys, monkeypatch, *args: str) -> str:
+    """Run songrec in-process as the console script does; return its one error line."""
+    monkeypatch.setattr(sys, "argv", ["songrec", *args])
+    assert run_cli(cli) == 2
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.strip() and "%|" not in x]  # not the progress bar
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_full_dump_tar_zst_into_the_ratings_folder(tmp_path, lb, listens):
+    months = lb.by_month(listens)
+    first = next(iter(months))
+    # Bad lines inside the first month's member, among good ones.
+    months[first][1:1] = [b"{not json", lb.dump_line(lb.Listen("dave", "", "Song", 1))]
+    path = lb.write_listens_dump(tmp_path / f"{lb.DUMP_NAME}.tar.zst", months)
+    out = tmp_path / "out"
+    _dump(str(path), "--out", str(out))
+
+    assert _plays(out) == lb.expected_plays(listens)
+    songs = pd.read_parquet(out / "songs.parquet").set_index("song_id")
+    assert songs.to_dict("index") == lb.expected_songs(listens)
+    ratings = pd.read_parquet(out / "ratings.parquet")
+    got = dict(
+        zip(zip(ratings.user_name, ratings.song_id, strict=True), ratings.rating, strict=True)
+    )
+    assert got == {key: min(n, 10) for key, n in lb.expected_plays(listens).items()}
+
+    report = _report(out)
+    member = f"{lb.DUMP_NAME}/listens/{first}.listens"  # month not zero-padded
+    assert report["listens_read"] == len(listens) + 2
+    assert report["rejected_by_reason"] == {"bad_artist_name": 1, "invalid_json": 1}
+    assert report["rejected_examples"] == {
+        "invalid_json": [f"{member}:2"],
+        "bad_artist_name": [f"{member}:3"],
+    }
+    assert report["dump_metadata"] == {
+        path.name: {"TIMESTAMP": "2025-03-01 00:00:00", "SCHEMA_SEQUENCE": "1"}
+    }
+    assert report["users"] == 3 and report["songs"] == 4
+    assert len(months) > 2  # several listens/<YYYY>/<M>.listens members were read
+
+
+def test_dump_read_from_a_pipe_without_touching_disk(tmp_path, lb, listens, monkeypatch):
+    """A stream that cannot seek, and no temporary file anywhere: never unpacked."""
+    archive = lb.write_listens_dump(tmp_path / "source.tar.zst", lb.by_month(listens))
+    pipe = tmp_path / "pipe" / f"{lb.DUMP_NAME}.tar.zst"
+    pipe.parent.mkdir()
+    os.mkfifo(pipe)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    writer = threading.Thread(target=lambda: pipe.write_bytes(archive.read_bytes()))
+    writer.start()
+    out = tmp_path / "out"
+    _dump(str(pipe), "--out", str(out))
+    writer.join()
+    assert _plays(out) == lb.expected_plays(listens)
+    assert list(scratch.iterdir()) == [] and [p.name for p in pipe.parent.iterdir()] == [pipe.name]
+
+
+def test_incremental_xz_dump_adds_to_the_full_one(tmp_path, lb, listens):
+    full, later = listens[:20], listens[20:]
+    a = lb.write_listens_dump(tmp_path / f"{lb.DUMP_NAME}.tar.zst", lb.by_month(full))
+    name = lb.DUMP_NAME.replace("full", "incremental")
+    b = lb.write_listens_dump(
+        tmp_path / f"{name}.tar.xz", lb.by_month(later), compression="xz", incremental=True
+    )
+    out = tmp_path / "out"
+    _dump(str(a), str(b), "--out", str(out))
+    assert _plays(out) == lb.expected_plays(listens)
+    assert _report(out)["dump_metadata"][b.name] == {
+        "START_TIMESTAMP": "2025-02-28 00:00:00",
+        "END_TIMESTAMP": "2025-03-01 00:00:00",
+        "SCHEMA_SEQUENCE": "1",
+    }
+
+
+def _as_ids(plays: dict, ids: dict[str, int]) -> dict:
+    return {(str(ids[user]), song): n for (user, song), n in plays.items()}
+
+
+@pytest.mark.parametrize("layout", ["tar", "folder"])
+def test_spark_dump_equals_the_json_dump_and_counts_unusable_rows(tmp_path, lb, listens, layout):
+    ids = {"alice": 11, "bob": 12, "carol": 13}
+    bad = lb.spark_table([listens[0]] * 5, ids)
+    bad = bad.set_column(2, "user_id", pa.array([None, 11, 11, 11, 11], pa.int64()))
+    bad = bad.set_column(4, "artist_name", pa.array(["x", " \t", "x", "x", "x"]))
+    bad = bad.set_column(8, "recording_name", pa.array(["x", "x", None, "x", "x"]))
+    bad = bad.set_column(0, "listened_at", pa.array([1, 1, 1, None, -5_000], pa.timestamp("ms")))
+    tables = [
+        lb.spark_table(listens[:15], ids),
+        pa.concat_tables([lb.spark_table(listens[15:], ids), bad]),
+    ]
+    # A quote in the folder's name must not reach DuckDB's SQL unescaped.
+    target = tmp_path / (f"{lb.SPARK_NAME}.tar" if layout == "tar" else "rob's spark dump")
+    lb.write_spark_dump(target, tables)
+    out = tmp_path / "out"
+    _dump(str(target), "--out", str(out))
+
+    assert _plays(out) == _as_ids(lb.expected_plays(listens), ids)
+    report = _report(out)
+    assert report["rejected_by_reason"] == {
+        "bad_user_name": 1,
+        "bad_artist_name": 1,
+        "bad_track_name": 1,
+        "missing_timestamp": 1,
+        "bad_timestamp": 1,
+    }
+    first_bad = len(listens) - 15 + 1
+    assert report["rejected_examples"]["bad_user_name"] == [f"1.parquet:row {first_bad}"]
+    assert report["rejected_examples"]["bad_timestamp"] == [f"1.parquet:row {first_bad + 4}"]
+    assert report["listens_read"] == len(listens) + 5
+    assert report["dump_metadata"][target.name]["SCHEMA_SEQUENCE"] == "1"
+
+
+def _sample_plays(files: list[Path]) -> Counter:
+    """Plays of the real Spark sample, counted in plain Python from its Parquet files."""
+    counts: Counter = Counter()
+    for file in files:
+        table = pq.read_table(file, columns=["user_id", "artist_name", "recording_name"])
+        for row in table.to_pylist():
+            counts[(str(row["user_id"]), song_id(row["artist_name"], row["recording_name"]))] += 1
+    return counts
+
+
+@pytest.mark.realdata
+def test_real_spark_sample_as_folder_and_as_tars(tmp_path, lb):
+    folder = lb.SAMPLES / "spark-full-dump"
+    files = sorted(folder.glob("*.parquet"))
+    expected = _sample_plays(files)
+    tar_path = tmp_path / f"{lb.SPARK_NAME}.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for file in sorted(folder.iterdir()):
+            tar.add(file, arcname=file.name)
+    # Not a published layout, but a compressed tar of Parquet files reads too.
+    zst_path = tmp_path / "spark.tar.zst"
+    with zst_path.open("wb") as raw, zstandard.ZstdCompressor().stream_writer(raw) as sink:
+        sink.write(tar_path.read_bytes())
+    for source, out in (
+        (folder, tmp_path / "a"),
+        (tar_path, tmp_path / "b"),
+        (zst_path, tmp_path / "c"),
+    ):
+        _dump(str(source), "--out", str(out))
+        assert _plays(out) == dict(expected)
+        report = _report(out)
+        assert report["listens_read"] == sum(expected.values()) == 68
+        assert report["dump_metadata"][source.name]["START_TIMESTAMP"].startswith("2020-01-04")
+        assert report["rejected_by_reason"] == {}
+
+
+@pytest.mark.realdata
+def test_real_user_export_and_invalid_lines(tmp_path, lb):
+    export = lb.SAMPLES / "user_export.jsonl"
+    mixed = lb.SAMPLES / "mixed_validity.jsonl"
+    out = tmp_path / "out"
+    _dump(str(export), str(mixed), "--user", "rob", "--out", str(out))
+    expected: Counter = Counter()
+    for path in (export, mixed):
+        for line in path.read_bytes().splitlines():
+            meta = orjson.loads(line)["track_metadata"]
+            if meta["artist_name"] and meta["track_name"]:
+                expected[("rob", song_id(meta["artist_name"], meta["track_name"]))] += 1
+    assert _plays(out) == dict(expected) and sum(expected.values()) == 5
+    report = _report(out)
+    assert report["rejected_examples"] == {
+        "bad_artist_name": ["mixed_validity.jsonl:2"],
+        "bad_track_name": ["mixed_validity.jsonl:4"],
+    }
+    assert report["listens_read"] == 7
+
+
+def test_export_zip_takes_its_user_from_user_json(tmp_path, lb, listens, capsys, monkeypatch):
+    mine = [x for x in listens if x.user == "alice"]
+    months = {m: [lb.export_line(x) for x in group] for m, group in _months(mine).items()}
+    with_user = lb.write_export_zip(tmp_path / "listenbrainz_rob_1740000000.zip", "rob", months)
+    out = tmp_path / "out"
+    _dump(str(with_user), "--out", str(out))
+    expected = {("rob", s): n for (_, s), n in lb.expected_plays(mine).items()}
+    assert _plays(out) == expected  # feedback.jsonl is not read as listens
+
+    anonymous = lb.write_export_zip(tmp_path / "export.zip", None, months)
+    error = _fails(capsys, monkeypatch, "etl", "dump", str(anonymous), "--out", str(tmp_path / "x"))
+    assert "pass --user NAME" in error
+    _dump(str(anonymous), "--user", "rob", "--out", str(tmp_path / "y"))
+    assert _plays(tmp_path / "y") == expected
+
+
+def _months(listens) -> dict[str, list]:
+    from datetime import UTC, datetime
+
+    months: dict[str, list] = {}
+    for x in listens:
+        when = datetime.fromtimestamp(x.ts, UTC)
+        months.setdefault(f"{when.year}/{when.month}", []).append(x)
+    return months
+
+
+def test_export_files_compressed_or_as_one_json_array(tmp_path, lb, listens):
+    lines = b"".join(lb.export_line(x) + b"\n" for x in listens)
+    files = [tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.xz", tmp_path / "c.jsonl.zst"]
+    files[0].write_bytes(gzip.compress(lines))
+    files[1].write_bytes(lzma.compress(lines))
+    files[2].write_bytes(zstandard.ZstdCompressor().compress(lines))
+    older = tmp_path / "rob_lb-2020-01-01.json"  # older exports: one JSON array
+    older.write_bytes(orjson.dumps([orjson.loads(lb.export_line(x)) for x in listens]))
+    out = tmp_path / "out"
+    _dump(*map(str, [*files, older]), "--user", "rob", "--out", str(out))
+    # Four files of the same listens, all of one user.
+    merged: Counter = Counter()
+    for (_, song), n in lb.expected_plays(listens).items():
+        merged[("rob", song)] += 4 * n
+    assert _plays(out) == dict(merged)
+    assert _report(out)["listens_read"] == 4 * len(listens)
+
+
+def test_folder_of_listens_files_and_date_window(tmp_path, lb, listens):
+    folder = tmp_path / "listens"
+    for month, lines in lb.by_month(listens).items():
+        year, number = month.split("/")
+        (folder / year).mkdir(parents=True, exist_ok=True)
+        (folder / year / f"{int(number)}.listens").write_bytes(b"\n".join(lines) + b"\n")
+    (folder / "COPYING").write_text("CC0")
+    out = tmp_path / "out"
+    start, end = "2023-12-01", "2024-01-15"
+    _dump(str(folder), "--out", str(out), "--start", start, "--end", end)
+    lo, hi = (pd.Timestamp(d, tz="UTC").timestamp() for d in (start, end))
+    kept = [x for x in listens if lo <= x.ts < hi]
+    assert 0 < len(kept) < len(listens)
+    assert _plays(out) == lb.expected_plays(kept)
+    assert _report(out)["listens_read"] == len(listens)
+
+
+def test_progress_reports_every_byte_of_the_inputs(tmp_path, lb, listens):
+    paths = [
+        lb.write_listens_dump(tmp_path / f"{lb.DUMP_NAME}.tar.zst", lb.by_month(listens)),
+        lb.write_spark_dump(
+            tmp_path / "spark", [lb.spark_table(listens, {"alice": 1, "bob": 2, "carol": 3})]
+        ),
+        lb.write_export_zip(tmp_path / "e.zip", "rob", {"2023/11": [lb.export_line(listens[0])]}),
+    ]
+    inputs = plan_inputs(paths)
+    seen: list[int] = []
+    rows = sum(t.num_rows for t in read_inputs(inputs, Rejects(), {}, seen.append))
+    assert rows == 2 * len(listens) + 1
+    assert (
+        sum(seen)
+        == total_bytes(inputs)
+        == sum(
+            p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.glob("*.parquet"))
+            for p in paths
+        )
+    )
+    assert all(n > 0 for n in seen)
+
+
+def _no_leftovers(out: Path) -> None:
+    assert not out.exists()
+    assert [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")] == []
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, lb, listens, capsys, monkeypatch):
+    out = tmp_path / "out"
+
+    def fails(*paths: Path, extra: tuple[str, ...] = ()) -> str:
+        error = _fails(
+            capsys, monkeypatch, "etl", "dump", *map(str, paths), "--out", str(out), *extra
+        )
+        _no_leftovers(out)
+        return error
+
+    assert "no such file or folder" in fails(tmp_path / "missing.tar.zst")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    assert "not a ListenBrainz listens format" in fails(notes)
+    garbage = tmp_path / f"{lb.DUMP_NAME}.tar.zst"
+    garbage.write_bytes(b"this is not zstd at all" * 10)
+    assert "corrupt or truncated" in fails(garbage)
+    good = lb.write_listens_dump(tmp_path / "good.tar.zst", lb.by_month(listens))
+    truncated = tmp_path / "truncated.tar.zst"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert "corrupt or truncated" in fails(truncated)
+    bad_spark = tmp_path / "spark.tar"
+    with tarfile.open(bad_spark, "w") as tar:
+        (tmp_path / "0.parquet").write_bytes(b"PAR1 not really")
+        tar.add(tmp_path / "0.parquet", arcname="0.parquet")
+    assert "corrupt or truncated" in fails(bad_spark)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "README").write_text("nothing here")
+    assert "no listens files" in fails(empty)
+    invalid = tmp_path / "all_bad.listens"
+    invalid.write_bytes(b"{oops\n[]\n")
+    assert "no valid listens" in fails(invalid)
+    export = tmp_path / "export.jsonl"
+    export.write_bytes(lb.export_line(listens[0]) + b"\n")
+    assert "pass --user NAME" in fails(export)
+    assert "must come before" in fails(
+        export, extra=("--user", "x", "--start", "2024-02-01", "--end", "2024-01-01")
+    )
+    public = tmp_path / "listenbrainz-public-dump.tar.zst"
+    lb.write_listens_dump(public, {})
+    assert "no listens in this archive" in fails(public)
+
+
+def test_error_in_a_real_process_is_one_line_and_exit_2(tmp_path, lb):
+    result = lb.songrec("etl", "dump", str(tmp_path / "nope.tar.zst"), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: no such file or folder: {tmp_path / 'nope.tar.zst'}"
+    ]
+
+
+def test_existing_output_needs_force(tmp_path, lb, listens, capsys, monkeypatch):
+    path = lb.write_listens_dump(tmp_path / "d.tar.zst", lb.by_month(listens))
+    out = tmp_path / "out"
+    _dump(str(path), "--out", str(out))
+    before = (out / "plays.parquet").read_bytes()
+    assert "pass --force" in _fails(
+        capsys, monkeypatch, "etl", "dump", str(path), "--out", str(out)
+    )
+    assert (out / "plays.parquet").read_bytes() == before
+    _dump(str(path), "--out", str(out), "--force", "--transform", "quantile")
+    assert _report(out)["transform"] == "quantile"
