@@ -11,6 +11,8 @@ and computes song ids.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from datetime import datetime
 
 import duckdb
@@ -19,6 +21,10 @@ import pyarrow as pa
 from etl.query import EARLIEST, LATEST, duckdb_plays_sql
 
 log = logging.getLogger(__name__)
+
+# Time-ordered dumps touch most users in every batch, so partial plays can reach a few
+# times the final pairs; capping DuckDB keeps a 10M-listen run under 2 GB (it spills).
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 # Partial plays as the query returns them; BigQuery's result has the same columns.
 _PARTIAL_COLUMNS = (
@@ -37,10 +43,13 @@ class PlaysAggregator:
         self,
         start: datetime = EARLIEST,
         end: datetime = LATEST,
-        memory_limit: str | None = None,
+        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
         threads: int | None = None,
     ) -> None:
         self.con = duckdb.connect(":memory:")
+        # Past the limit DuckDB spills to disk; in a private temp folder, not ./.tmp.
+        self._spill = tempfile.mkdtemp(prefix="songrec-duckdb-")
+        self.con.execute(f"SET temp_directory = '{self._spill}'")
         self.con.execute("SET TimeZone = 'UTC'")
         # Insertion order is irrelevant here; dropping it lets DuckDB stream and spill.
         self.con.execute("SET preserve_insertion_order = false")
@@ -130,5 +139,6 @@ class PlaysAggregator:
         return plays, songs
 
     def close(self) -> None:
-        """Release the embedded database."""
+        """Release the embedded database and its spill folder."""
         self.con.close()
+        shutil.rmtree(self._spill, ignore_errors=True)
