@@ -28,16 +28,19 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
         raise EtlError(f"{out_dir} exists and is not a folder")
 
 
-def write_atomically(out_dir: Path, fill: Callable[[Path], None], force: bool) -> None:
-    """Let `fill` write into a temporary sibling folder, then rename it to `out_dir`.
+def replace_folder(out_dir: Path, fill: Callable[[Path], None]) -> None:
+    """Let `fill` write into a temporary sibling folder, then swap it in as `out_dir`.
 
     A failure or interrupt inside `fill` removes the temporary folder and leaves any
-    previous `out_dir` untouched.
+    previous `out_dir` untouched. Shared by the ETL output and the model artifact.
     """
-    check_out_dir(out_dir, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
+        # mkdtemp makes a private folder; the result is as readable as any other folder.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
         fill(tmp)
         if out_dir.exists():
             # Swap: old aside, new in, old removed; a crash in between leaves one complete copy.
@@ -50,6 +53,12 @@ def write_atomically(out_dir: Path, fill: Callable[[Path], None], force: bool) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_atomically(out_dir: Path, fill: Callable[[Path], None], force: bool) -> None:
+    """Refuse to replace `out_dir` without `force`, then `replace_folder`."""
+    check_out_dir(out_dir, force)
+    replace_folder(out_dir, fill)
 
 
 def write_table(table: pa.Table, path: Path) -> None:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import platform
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -26,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from etl.output import replace_folder
 from models.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -194,24 +193,7 @@ def save_model(
     for name in extra:
         if name in (*REQUIRED, MANIFEST) or Path(name).name != name:
             raise ModelError(f"cannot add a file named {name!r} to a model folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        # mkdtemp makes a private folder; a model folder is as readable as any other.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)
-        _write_files(model, tmp, ratings, extra, fingerprint)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "model")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    replace_folder(out_dir, lambda tmp: _write_files(model, tmp, ratings, extra, fingerprint))
     log.info("saved model to %s", out_dir)
     return out_dir
 
