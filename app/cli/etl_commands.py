@@ -83,6 +83,9 @@ def sample(
     )
     with tqdm(total=listens, unit="listen", unit_scale=True, desc="sample") as bar:
         report = run_listens(run, sample_listens(spec), on_batch=bar.update)
+        # The generator makes about --listens listens, not exactly; end the bar at 100%.
+        bar.total = bar.n
+        bar.refresh()
     echo_report(report)
 
 
