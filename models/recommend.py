@@ -20,6 +20,7 @@ from models.data import RATING_MAX, RATING_MIN
 from models.errors import ModelError
 from models.foldin import fold_in, predict_all
 from models.retrain import retrain_listener
+from models.similar import top_indices
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +138,10 @@ def recommend(
     else:
         seed = seed if seed is not None else model.params.get("seed")
         scores, factors = retrain_listener(model, idx, values, seed, progress)
-    scores = np.array(scores, dtype=np.float64)
-    scores[idx] = -np.inf
-    count = min(n, model.n_songs - len(idx))
-    if count <= 0:
+    # Ties go by popularity rank (the row order), so the list is stable.
+    top = top_indices(scores, idx, n)
+    if len(top) == 0:
         return RecommendationResult([], mode, "you rated every song the model knows")
-    top = np.argpartition(-scores, count - 1)[:count]
-    # Sort by score, then by popularity rank (the row order) so ties are stable.
-    top = top[np.lexsort((top, -scores[top]))]
     reasons = _reasons(factors, top, idx, values)
     items = []
     for pick, reason in zip(top, reasons, strict=True):

@@ -42,7 +42,8 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def _top(similarity: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:
+def top_indices(similarity: np.ndarray, exclude: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` highest scores, `exclude` left out; ties keep the row order."""
     scores = np.array(similarity, dtype=np.float64)
     scores[exclude] = -np.inf
     count = min(n, int(np.isfinite(scores).sum()))
@@ -59,7 +60,7 @@ def similar_songs(model: TrainedModel, song_id: str, n: int = 10) -> list[Simila
     index = model.index_of(song_id)
     unit = _unit(model.item_factors)
     similarity = unit @ unit[index]
-    top = _top(similarity, np.array([index]), n)
+    top = top_indices(similarity, np.array([index]), n)
     songs = model.songs
     return [
         SimilarItem(
@@ -112,7 +113,7 @@ def similar_artists(model: TrainedModel, artist_name: str, n: int = 10) -> list[
     query = int(np.flatnonzero(names == name)[0])
     similarity = vectors @ vectors[query]
     counts = np.bincount(codes, minlength=len(names))
-    top = _top(similarity, np.array([query]), n)
+    top = top_indices(similarity, np.array([query]), n)
     return [SimilarArtist(str(names[i]), float(similarity[i]), int(counts[i])) for i in top]
 
 
