@@ -16,9 +16,9 @@ import pandas as pd
 from implicit.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight
 from scipy.sparse import csr_matrix
-from threadpoolctl import threadpool_limits
 
 from models.errors import ModelError
+from models.foldin import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def fit_als(
     weighted = bm25_weight(user_items.T.tocsr(), K1=BM25_K1, B=BM25_B).T.tocsr()
     # implicit's advice (checked when the model is built): a multi-threaded BLAS inside its
     # own threads slows ALS down a lot.
-    with threadpool_limits(1, "blas"):
+    with one_blas_thread():
         algo = AlternatingLeastSquares(
             factors=factors,
             iterations=iterations,
@@ -101,7 +101,7 @@ def recommend_als(model: AlsModel, users: Sequence[str], n: int = 10) -> pd.Data
     """Top `n` unplayed songs per user: (user_name, song_id, prediction) rows."""
     rows = model.rows(users)
     n = min(n, len(model.items))
-    with threadpool_limits(1, "blas"):
+    with one_blas_thread():
         ids, scores = model.algo.recommend(
             rows, model.user_items[rows], N=n, filter_already_liked_items=True
         )

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from threadpoolctl import threadpool_limits
 
 from etl.ratings import TRANSFORMS, transform_ratings
 from models import evaluate_models as models
 from models import metrics
 from models.data import PLAYS_FILE, load_ratings, trim_top_songs
 from models.errors import ModelError
+from models.foldin import one_blas_thread
 from models.splits import Holdout, chrono_holdout, random_holdout
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def evaluate(
         progress(0, total, "data split")
     # Many tiny solves (fold-in) next to implicit's own threads: OpenBLAS's thread pool only
     # adds contention there (a 101 x 101 solve: 0.4 ms on one thread, 7+ ms on two).
-    with threadpool_limits(1, "blas"):
+    with one_blas_thread():
         for holdout in holdouts:
             for row in _split_rows(holdout, truths, settings):
                 rows.append(row)
