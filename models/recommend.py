@@ -18,8 +18,8 @@ import numpy as np
 from models.artifact import TrainedModel
 from models.data import RATING_MAX, RATING_MIN
 from models.errors import ModelError
-from models.foldin import fold_in, predict_all
-from models.retrain import retrain_listener
+from models.rating.foldin import fold_in, predict_all
+from models.rating.retrain import retrain_listener
 from models.similar import top_indices
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ from surprise import accuracy
 from models.artifact import TrainedModel
 from models.data import load_ratings, ratings_fingerprint, trim_top_songs
 from models.errors import ModelError
-from models.grid import load_grid
-from models.search import best_svd, run_grid
-from models.svd import fit_svd, svd_params
-from models.trainset import trainset_from_frame
+from models.rating.grid import load_grid
+from models.rating.search import best_svd, run_grid
+from models.rating.svd import fit_svd, svd_params
+from models.rating.trainset import trainset_from_frame
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,13 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
-from models.evaluate import DEFAULT_TOP_SONGS, DEFAULT_TRANSFORMS, evaluate, write_evaluation
-from models.metrics import DEFAULT_K
+from models.evaluation.evaluate import (
+    DEFAULT_TOP_SONGS,
+    DEFAULT_TRANSFORMS,
+    evaluate,
+    write_evaluation,
+)
+from models.evaluation.metrics import DEFAULT_K
 
 # Column headers of the printed table (the CSV keeps the plain names).
 HEADERS = {

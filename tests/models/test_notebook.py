@@ -12,8 +12,8 @@ import pytest
 from nbclient import NotebookClient
 
 from graphs.comparison import best_per_algorithm, plot_gscv
-from models.grid import parse_grid
-from models.search import run_grid
+from models.rating.grid import parse_grid
+from models.rating.search import run_grid
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "models" / "gscv_comparison.ipynb"
 TINY = {

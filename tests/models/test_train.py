@@ -10,8 +10,8 @@ import pytest
 from surprise import SVD
 
 from models.errors import ModelError
+from models.rating.trainset import trainset_from_frame
 from models.train import holdout_scores, train
-from models.trainset import trainset_from_frame
 
 
 def test_train_picks_the_best_svd_and_fits_it_on_everything(model_dir, model, taste):

@@ -18,7 +18,7 @@ from implicit.nearest_neighbours import bm25_weight
 from scipy.sparse import csr_matrix
 
 from models.errors import ModelError
-from models.foldin import one_blas_thread
+from models.rating.foldin import one_blas_thread
 
 log = logging.getLogger(__name__)
 

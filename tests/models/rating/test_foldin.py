@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.foldin import BIAS_REG_FACTOR, fold_in, predict_all
+from models.rating.foldin import BIAS_REG_FACTOR, fold_in, predict_all
 from models.recommend import recommend
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from models.artifact import TrainedModel
-from models.svd import fit_svd
-from models.trainset import trainset_from_frame
+from models.rating.svd import fit_svd
+from models.rating.trainset import trainset_from_frame
 
 log = logging.getLogger(__name__)
 

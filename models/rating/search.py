@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from surprise.model_selection import GridSearchCV
 
-from models.cost import DataShape, available_memory, estimate
 from models.errors import ModelError
-from models.grid import ALGORITHMS, Grid
-from models.trainset import SortedKFold, to_dataset
+from models.rating.cost import DataShape, available_memory, estimate
+from models.rating.grid import ALGORITHMS, Grid
+from models.rating.trainset import SortedKFold, to_dataset
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from surprise.model_selection import KFold
 
-from models.cost import DataShape, estimate
-from models.grid import parse_grid
-from models.search import RESULT_COLUMNS, best_svd, run_grid, subsample_users
-from models.trainset import SortedKFold, to_dataset, trainset_from_frame
+from models.rating.cost import DataShape, estimate
+from models.rating.grid import parse_grid
+from models.rating.search import RESULT_COLUMNS, best_svd, run_grid, subsample_users
+from models.rating.trainset import SortedKFold, to_dataset, trainset_from_frame
 
 
 def test_sorted_folds_are_kfolds_partition_and_shared(taste):

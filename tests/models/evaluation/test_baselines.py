@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import evaluate_models as models
-from models.evaluate import auc_cells, top_from_scores
-from models.splits import random_holdout
-from models.svd import fit_svd
-from models.trainset import trainset_from_frame
+from models.evaluation import baselines as models
+from models.evaluation.evaluate import auc_cells, top_from_scores
+from models.evaluation.splits import random_holdout
+from models.rating.svd import fit_svd
+from models.rating.trainset import trainset_from_frame
 
 PARAMS = {"n_factors": 8, "n_epochs": 30, "lr_all": 0.01, "reg_all": 0.05}
 

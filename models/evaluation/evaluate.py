@@ -2,9 +2,9 @@
 
 Flow: read a ratings folder and trim it to the top N songs (the training rule); split its
 (user, song) play pairs twice, a random 20% and the latest 20% of each test user's songs
-(models.splits); on each split fit the most-popular baseline and ALS on the training plays,
-and, for each rating transform, SVD and SVD fold-in on the transformed training ratings.
-Each model's scores give RMSE/MAE on the hidden ratings where it predicts ratings, and
+(models.evaluation.splits); on each split fit the most-popular baseline and ALS on the
+training plays, and, for each rating transform, SVD and SVD fold-in on the transformed
+training ratings. Scores give RMSE/MAE on the hidden ratings where a model rates, and
 precision/recall/NDCG@k, AUC and catalog coverage on the hidden songs. The hidden pairs are
 the same for every transform, so the ranking metrics compare transforms like for like; RMSE
 is on each transform's own scale. A test user's training ratings are the transform of their
@@ -24,12 +24,11 @@ import pandas as pd
 import pyarrow as pa
 
 from etl.ratings import TRANSFORMS, transform_ratings
-from models import evaluate_models as models
-from models import metrics
 from models.data import PLAYS_FILE, load_ratings, trim_top_songs
 from models.errors import ModelError
-from models.foldin import one_blas_thread
-from models.splits import Holdout, chrono_holdout, random_holdout
+from models.evaluation import baselines, metrics
+from models.evaluation.splits import Holdout, chrono_holdout, random_holdout
+from models.rating.foldin import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def rate(plays: pd.DataFrame, transform: str) -> pd.DataFrame:
     return transform_ratings(table, transform).to_pandas()
 
 
-def top_from_scores(targets: models.Targets, scores: np.ndarray, k: int) -> pd.DataFrame:
+def top_from_scores(targets: baselines.Targets, scores: np.ndarray, k: int) -> pd.DataFrame:
     """Each test user's k best unseen songs, ties broken by song id (the catalog order)."""
     masked = scores.copy()
     rows = targets.users.get_indexer(targets.visible["user_name"])
@@ -101,7 +100,7 @@ def top_from_scores(targets: models.Targets, scores: np.ndarray, k: int) -> pd.D
 
 
 def auc_cells(
-    targets: models.Targets, negatives: int, rng: np.random.Generator
+    targets: baselines.Targets, negatives: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) to score for AUC: hidden songs in the catalog plus sampled unrated ones."""
     n_users, n_songs = len(targets.users), len(targets.catalog)
@@ -123,8 +122,8 @@ def auc_cells(
 
 
 def measure(
-    targets: models.Targets,
-    scored: models.Scored,
+    targets: baselines.Targets,
+    scored: baselines.Scored,
     train: pd.DataFrame,
     truth: pd.DataFrame | None,
     cells: tuple[np.ndarray, np.ndarray],
@@ -194,7 +193,7 @@ def _split_rows(
     holdout: Holdout, truths: dict[str, pd.DataFrame], settings: _Settings
 ) -> Iterator[dict]:
     """Every model's metrics on one split, one row at a time (a progress step each)."""
-    targets = models.Targets(
+    targets = baselines.Targets(
         users=pd.Index(holdout.test_users),
         catalog=pd.Index(np.sort(holdout.train["song_id"].unique())),
         visible=holdout.visible(),
@@ -209,8 +208,8 @@ def _split_rows(
         measured = measure(targets, scored, train, truth, cells, k)
         return {**base, "model": model, "transform": transform, **measured}
 
-    yield row("most_popular", "-", models.most_popular(targets, holdout.train), holdout.train)
-    scored = models.als(targets, holdout.train, settings.als, k, seed)
+    yield row("most_popular", "-", baselines.most_popular(targets, holdout.train), holdout.train)
+    scored = baselines.als(targets, holdout.train, settings.als, k, seed)
     yield row("als", "bm25", scored, holdout.train)
     for transform in settings.transforms:
         train = rate(holdout.train, transform)
@@ -219,9 +218,9 @@ def _split_rows(
         )
         visible = train[train["user_name"].isin(targets.users)]
         others = train[~train["user_name"].isin(targets.users)]
-        scored = models.svd_ranked(targets, train, settings.svd, seed)
+        scored = baselines.svd_ranked(targets, train, settings.svd, seed)
         yield row("svd", transform, scored, train, truth)
-        scored = models.svd_foldin(targets, others, visible, settings.svd, seed)
+        scored = baselines.svd_foldin(targets, others, visible, settings.svd, seed)
         yield row("svd_foldin", transform, scored, train, truth)
 
 

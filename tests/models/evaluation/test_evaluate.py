@@ -19,7 +19,7 @@ from etl.pipeline import EtlRun, run_listens
 from etl.sample import SampleSpec, sample_listens
 from graphs.comparison import plot_evaluation
 from models.errors import ModelError
-from models.evaluate import COLUMNS, evaluate, write_evaluation
+from models.evaluation.evaluate import COLUMNS, evaluate, write_evaluation
 
 SMALL_SVD = {"n_factors": 10, "n_epochs": 10}
 SMALL_ALS = {"factors": 16, "iterations": 10}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from models.errors import ModelError
-from models.grid import ALGORITHMS, expand, load_grid, parse_grid
+from models.rating.grid import ALGORITHMS, expand, load_grid, parse_grid
 
 EVERY_ALGORITHM = {
     "NormalPredictor",

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from models import metrics
+from models.evaluation import metrics
 
 
 def frame(rows: list[tuple], value: str) -> pd.DataFrame:

@@ -6,7 +6,7 @@ cannot rank a song), and, when it predicts ratings, a prediction for each hidden
 - SVD (the reference's way): Surprise SVD fitted on all training ratings, the test users'
   visible ratings included, songs ranked by predicted rating;
 - SVD fold-in: SVD fitted on the other users only; each test user's bias and factors are
-  then solved from their visible ratings against the fixed songs (models.foldin);
+  then solved from their visible ratings against the fixed songs (models.rating.foldin);
 - ALS: implicit-feedback ALS on BM25-weighted plays, recommending with played songs filtered.
 """
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.als import fit_als, recommend_als, score_als
 from models.data import RATING_MAX, RATING_MIN
-from models.foldin import fold_in
-from models.svd import fit_svd, svd_params
-from models.trainset import trainset_from_frame
+from models.evaluation.als import fit_als, recommend_als, score_als
+from models.rating.foldin import fold_in
+from models.rating.svd import fit_svd, svd_params
+from models.rating.trainset import trainset_from_frame
 
 
 @dataclass(frozen=True)

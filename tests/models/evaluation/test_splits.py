@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.errors import ModelError
-from models.splits import chrono_holdout, random_holdout
+from models.evaluation.splits import chrono_holdout, random_holdout
 
 
 def plays_frame(seed: int = 0) -> pd.DataFrame:
