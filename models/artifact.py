@@ -1,9 +1,11 @@
 """The trained model on disk: plain arrays and tables, every file checksummed.
 
-Layout of MODEL_DIR: `item_factors.npy` and `item_bias.npy` (float32, saved without
-pickle), `songs.parquet` (row i describes factor row i), `ratings.parquet` (the kept
-ratings, read only to retrain exactly), `params.json` (global mean, hyper-parameters,
-training report), optional extra files such as `gscv_results.csv`, and `manifest.json`:
+Layout of MODEL_DIR: the rating model's `item_factors.npy` and `item_bias.npy` (Surprise
+SVD), the ranking model's `rank_vectors.npy` and `rank_listeners.npy` (models.ranking;
+all float32, saved without pickle), `songs.parquet` (row i describes row i of every
+array), `ratings.parquet` (the kept ratings, read only to retrain exactly), `params.json`
+(global mean, both models' parameters, training report), optional extra files such as
+`gscv_results.csv` and `rank_validation.csv`, and `manifest.json`:
 sha256 and size of every file, library versions, a fingerprint of the training data.
 The folder is written to a temporary sibling and renamed into place, and loading checks
 every checksum before it reads anything.
@@ -26,6 +28,7 @@ import pandas as pd
 
 from etl.output import replace_folder
 from models.errors import ModelError
+from models.ranking.puresvd import RankingModel, RankingParams
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,11 @@ BIAS = "item_bias.npy"
 SONGS = "songs.parquet"
 RATINGS = "ratings.parquet"
 PARAMS = "params.json"
-REQUIRED = (FACTORS, BIAS, SONGS, RATINGS, PARAMS)
-FORMAT = 1
+RANK_VECTORS = "rank_vectors.npy"
+RANK_LISTENERS = "rank_listeners.npy"
+REQUIRED = (FACTORS, BIAS, SONGS, RATINGS, PARAMS, RANK_VECTORS, RANK_LISTENERS)
+# 2: the ranking model joined the rating model.
+FORMAT = 2
 _LIBRARIES = ("songrec", "numpy", "pandas", "pyarrow", "scikit-surprise")
 
 
@@ -47,7 +53,8 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class TrainedModel:
-    """A loaded (or freshly trained) SVD: fixed item factors and biases, and the songs.
+    """A loaded (or freshly trained) model: the rating SVD's item factors and biases, the
+    ranking model, and the songs.
 
     Shared by every listener: its arrays are read-only and nothing in songrec changes it.
     """
@@ -58,16 +65,24 @@ class TrainedModel:
     global_mean: float
     params: dict
     songs: pd.DataFrame
+    ranking: RankingModel | None = None
     ratings_path: Path | None = None
     manifest: dict = field(default_factory=dict, repr=False)
     _index: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.song_ids)
-        if self.item_factors.shape[0] != n or self.item_bias.shape != (n,) or len(self.songs) != n:
+        ranked = self.ranking.vectors.shape[0] if self.ranking is not None else n
+        if (
+            self.item_factors.shape[0] != n
+            or self.item_bias.shape != (n,)
+            or len(self.songs) != n
+            or ranked != n
+        ):
             raise ModelError(
                 f"inconsistent model: {n} song ids, factors {self.item_factors.shape}, "
-                f"biases {self.item_bias.shape}, {len(self.songs)} song rows"
+                f"biases {self.item_bias.shape}, {len(self.songs)} song rows, "
+                f"{ranked} ranking vectors"
             )
         for array in (self.song_ids, self.item_factors, self.item_bias):
             _read_only(array)
@@ -145,6 +160,10 @@ def _write_files(
 ) -> None:
     np.save(folder / FACTORS, np.ascontiguousarray(model.item_factors, dtype=np.float32))
     np.save(folder / BIAS, np.ascontiguousarray(model.item_bias, dtype=np.float32))
+    if model.ranking is None:
+        raise ModelError("cannot save a model without its ranking model")
+    np.save(folder / RANK_VECTORS, np.ascontiguousarray(model.ranking.vectors, dtype=np.float32))
+    np.save(folder / RANK_LISTENERS, np.ascontiguousarray(model.ranking.listeners, np.float32))
     songs = model.songs.reset_index(drop=True)
     songs.to_parquet(folder / SONGS, compression="zstd", index=False)
     if ratings is not None:
@@ -156,7 +175,12 @@ def _write_files(
         shutil.copyfile(model.ratings_path, folder / RATINGS)
     else:
         raise ModelError("cannot save a model without its ratings")
-    params = {**model.params, "global_mean": float(model.global_mean)}
+    ranking = {
+        **model.params.get("ranking", {}),
+        **model.ranking.params.as_dict(),
+        "singular_values": [float(v) for v in model.ranking.singular_values],
+    }
+    params = {**model.params, "global_mean": float(model.global_mean), "ranking": ranking}
     (folder / PARAMS).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
     for name, content in extra_files.items():
         (folder / name).write_bytes(content)
@@ -234,24 +258,52 @@ def verify_model(model_dir: Path) -> dict:
 def load_model(model_dir: Path) -> TrainedModel:
     """Verify every checksum of `model_dir`, then load it (no pickle anywhere)."""
     model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    if manifest.get("format") != FORMAT:
+        raise ModelError(
+            f"{model_dir} was written by another songrec version (model format "
+            f"{manifest.get('format')}, this one reads {FORMAT}); retrain with `songrec train`"
+        )
     manifest = verify_model(model_dir)
     try:
         factors = np.load(model_dir / FACTORS, allow_pickle=False)
         bias = np.load(model_dir / BIAS, allow_pickle=False)
+        vectors = np.load(model_dir / RANK_VECTORS, allow_pickle=False)
+        listeners = np.load(model_dir / RANK_LISTENERS, allow_pickle=False)
         songs = pd.read_parquet(model_dir / SONGS)
         params = json.loads((model_dir / PARAMS).read_text())
     except (ValueError, OSError) as exc:
         raise ModelError(f"cannot read model in {model_dir}: {exc}") from None
-    if factors.dtype != np.float32 or bias.dtype != np.float32 or factors.ndim != 2:
-        raise ModelError(f"{model_dir}: factor arrays are not float32 matrices")
-    song_ids = songs["song_id"].to_numpy(dtype=object)
+    _check_arrays(model_dir, {FACTORS: (factors, 2), BIAS: (bias, 1)})
+    _check_arrays(model_dir, {RANK_VECTORS: (vectors, 2), RANK_LISTENERS: (listeners, 1)})
+    if not isinstance(params, dict) or "song_id" not in songs.columns:
+        raise ModelError(f"{model_dir}: {PARAMS} or {SONGS} does not hold what a model needs")
+    try:
+        global_mean = float(params["global_mean"])
+        ranking_params = params["ranking"]
+        singular = np.asarray(ranking_params["singular_values"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{model_dir}: {PARAMS} lacks global_mean or ranking values") from None
+    if not np.isfinite(global_mean) or not np.isfinite(singular).all():
+        raise ModelError(f"{model_dir}: {PARAMS} holds values that are not finite")
+    ranking = RankingModel(vectors, listeners, RankingParams.from_dict(ranking_params), singular)
     return TrainedModel(
-        song_ids=song_ids,
+        song_ids=songs["song_id"].to_numpy(dtype=object),
         item_factors=factors,
         item_bias=bias,
-        global_mean=float(params["global_mean"]),
+        global_mean=global_mean,
         params=params,
         songs=songs,
+        ranking=ranking,
         ratings_path=model_dir / RATINGS,
         manifest=manifest,
     )
+
+
+def _check_arrays(model_dir: Path, arrays: dict[str, tuple[np.ndarray, int]]) -> None:
+    """float32 arrays of the expected number of dimensions, every value finite."""
+    for name, (array, ndim) in arrays.items():
+        if array.dtype != np.float32 or array.ndim != ndim:
+            raise ModelError(f"{model_dir}: {name} is not a float32 array of {ndim} dimension(s)")
+        if not np.isfinite(array).all():
+            raise ModelError(f"{model_dir}: {name} holds values that are not finite")

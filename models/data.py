@@ -9,12 +9,15 @@ rated one. Ratings are returned sorted by (user_name, song_id): Surprise's SGD r
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
+from etl.ratings import transform_ratings
 from models.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 RATINGS_FILE = "ratings.parquet"
 SONGS_FILE = "songs.parquet"
 PLAYS_FILE = "plays.parquet"
+REPORT_FILE = "etl_report.json"
 RATING_COLUMNS = ["user_name", "song_id", "rating"]
 SONG_COLUMNS = ["song_id", "artist_name", "track_name", "plays"]
 RATING_MIN, RATING_MAX = 1, 10
@@ -136,3 +140,30 @@ def ratings_fingerprint(ratings: pd.DataFrame) -> str:
         lines = part["user_name"] + "\t" + part["song_id"] + "\t" + part["rating"].astype(str)
         digest.update(("\n".join(lines.tolist()) + "\n").encode())
     return digest.hexdigest()
+
+
+def folder_transform(data_dir: Path) -> str:
+    """The rating transform a ratings folder was made with ("-" when its report is absent)."""
+    try:
+        report = json.loads((Path(data_dir) / REPORT_FILE).read_text())
+        return str(report.get("transform") or "-")
+    except (OSError, ValueError, AttributeError):
+        return "-"
+
+
+def load_plays(data_dir: Path, song_ids: pd.Series | None = None) -> pd.DataFrame | None:
+    """The folder's play counts (of `song_ids` only, when given); None if it has none."""
+    path = Path(data_dir) / PLAYS_FILE
+    if not path.is_file():
+        return None
+    plays = _read(path, ["user_name", "song_id", "plays"])
+    if song_ids is not None:
+        plays = plays[plays["song_id"].isin(song_ids)]
+    return plays.sort_values(["user_name", "song_id"]).reset_index(drop=True)
+
+
+def rate_plays(plays: pd.DataFrame, transform: str) -> pd.DataFrame:
+    """(user_name, song_id, rating) of plays under one of the ETL's rating transforms."""
+    table = pa.Table.from_pandas(plays[["user_name", "song_id", "plays"]], preserve_index=False)
+    rated = transform_ratings(table, transform).to_pandas()
+    return rated.astype({"user_name": str, "song_id": str, "rating": "int8"})

@@ -1,8 +1,8 @@
-"""Item-to-item answers from the item factors: similar songs, similar artists, and lookups.
+"""Item-to-item answers from the ranking model: similar songs, similar artists, and lookups.
 
-Similarity is the cosine of item factor vectors; an artist's vector is the mean of its
-songs' unit vectors, weighted by their plays, so an artist is placed where its listened
-songs are.
+Similarity is the cosine of the ranking model's song factors (models.ranking: the SVD
+recommendations are ranked with); an artist's vector is the mean of its songs' unit vectors,
+weighted by their plays, so an artist is placed where its listened songs are.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def similar_songs(model: TrainedModel, song_id: str, n: int = 10) -> list[Simila
     if n < 1:
         raise ModelError(f"the number of songs must be at least 1, got {n}")
     index = model.index_of(song_id)
-    unit = _unit(model.item_factors)
+    unit = _unit(model.ranking.song_factors)
     similarity = unit @ unit[index]
     top = top_indices(similarity, np.array([index]), n)
     songs = model.songs
@@ -107,8 +107,9 @@ def similar_artists(model: TrainedModel, artist_name: str, n: int = 10) -> list[
     name = find_artist(model, artist_name)
     codes, names = pd.factorize(model.songs["artist_name"])
     weights = model.songs["plays"].to_numpy(dtype=np.float64) + 1.0
-    sums = np.zeros((len(names), model.n_factors))
-    np.add.at(sums, codes, _unit(model.item_factors.astype(np.float64)) * weights[:, None])
+    vectors = model.ranking.song_factors.astype(np.float64)
+    sums = np.zeros((len(names), vectors.shape[1]))
+    np.add.at(sums, codes, _unit(vectors) * weights[:, None])
     vectors = _unit(sums)
     query = int(np.flatnonzero(names == name)[0])
     similarity = vectors @ vectors[query]

@@ -1,9 +1,13 @@
-"""`songrec train`: trim, grid search every algorithm, hold out 20%, fit the best SVD on all.
+"""`songrec train`: trim, then fit the two models every answer comes from.
 
-Flow: read the ratings folder -> keep the top N songs (and their users) -> GridSearchCV of
-every algorithm of the grid on the same folds -> the best SVD by mean RMSE -> its RMSE/MAE
-on an 80/20 split (as the reference reported, 2.4106 at top 10k) -> the same SVD fitted on
-every kept rating -> a TrainedModel (float32 item factors and biases in song order).
+Flow: read the ratings folder -> keep the top N songs (and their users) ->
+- the rating model (predicted ratings, "you'd rate it about 7"): GridSearchCV of every
+  algorithm of the grid on the same folds -> the best SVD by mean RMSE -> its RMSE/MAE on
+  an 80/20 split (as the reference reported, 2.4106 at top 10k) -> that SVD fitted on every
+  kept rating;
+- the ranking model (the order of every list, models.ranking): parameters validated on
+  held-out training listeners -> the truncated SVD of every kept rating;
+-> a TrainedModel (float32 arrays in song order).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import numpy as np
 import pandas as pd
 from surprise import accuracy
 
-from models.artifact import TrainedModel
+from models.artifact import TrainedModel, save_model
 from models.data import load_ratings, ratings_fingerprint, trim_top_songs
 from models.errors import ModelError
+from models.ranking.train import CURVE_FILE, train_ranking
 from models.rating.grid import load_grid
 from models.rating.search import best_svd, run_grid
 from models.rating.svd import fit_svd, svd_params
@@ -33,7 +38,7 @@ DEFAULT_SEED = 42
 HOLDOUT_SHARE = 0.2
 GSCV_FILE = "gscv_results.csv"
 
-# progress(stage, done, total, label): stage is "grid", "holdout" or "final".
+# progress(stage, done, total, label): stage is "grid", "holdout", "final" or "ranking".
 TrainProgress = Callable[[str, int, int, str], None]
 
 
@@ -46,6 +51,7 @@ class TrainResult:
     results: pd.DataFrame
     report: dict
     fingerprint: str
+    curve: pd.DataFrame  # the ranking model's validation curve
 
 
 def holdout_scores(
@@ -126,6 +132,14 @@ def train(
     holdout = holdout_scores(kept, best, seed, stage("holdout"))
     log.info("80/20 holdout: RMSE %.4f, MAE %.4f", holdout["rmse"], holdout["mae"])
     factors, bias, global_mean = fit_final(kept, kept_songs, best, seed, stage("final"))
+    ranking = train_ranking(
+        kept,
+        kept_songs,
+        Path(data_dir),
+        parsed.ranking,
+        seed,
+        (lambda d, t, label: progress("ranking", d, t, label)) if progress else None,
+    )
     best_row = results[(results["algorithm"] == "SVD") & (results["status"] == "ok")].iloc[0]
     report = {
         **best,
@@ -138,6 +152,7 @@ def train(
         "users": trim.users_kept,
         "ratings": trim.ratings_kept,
         "grid_seconds": round(grid_seconds, 1),
+        "ranking": ranking.report,
         "train_seconds": round(time.perf_counter() - started, 1),
     }
     model = TrainedModel(
@@ -147,5 +162,21 @@ def train(
         global_mean=global_mean,
         params=report,
         songs=kept_songs,
+        ranking=ranking.model,
     )
-    return TrainResult(model, kept, results, report, ratings_fingerprint(kept))
+    return TrainResult(model, kept, results, report, ratings_fingerprint(kept), ranking.curve)
+
+
+def save_result(result: TrainResult, out_dir: Path, force: bool = False) -> Path:
+    """Write the trained model folder with its grid results and ranking validation curve."""
+    return save_model(
+        result.model,
+        out_dir,
+        ratings=result.ratings,
+        extra_files={
+            GSCV_FILE: result.results.to_csv(index=False).encode(),
+            CURVE_FILE: result.curve.to_csv(index=False).encode(),
+        },
+        fingerprint=result.fingerprint,
+        force=force,
+    )

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
-from models.artifact import load_model, save_model
+from models.artifact import load_model
 from models.errors import ModelError
-from models.recommend import MODES, recommend
-from models.similar import search_songs, similar_artists, similar_songs
-from models.train import DEFAULT_SEED, DEFAULT_TOP_SONGS, GSCV_FILE, train
+from models.recommend import MODES, RANK_BY, RecommendationResult
+from models.recommender import Recommender
+from models.similar import search_songs
+from models.train import DEFAULT_SEED, DEFAULT_TOP_SONGS, save_result, train
 
 MODEL_OPTION = click.option(
     "--model",
@@ -29,7 +31,12 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 class StageBars:
     """One tqdm bar per training stage, fed by the core's progress callback."""
 
-    NAMES = {"grid": "grid search", "holdout": "80/20 holdout", "final": "final SVD"}
+    NAMES = {
+        "grid": "grid search",
+        "holdout": "80/20 holdout",
+        "final": "final SVD",
+        "ranking": "ranking model",
+    }
 
     def __init__(self) -> None:
         self.stage: str | None = None
@@ -38,7 +45,7 @@ class StageBars:
     def __call__(self, stage: str, done: int, total: int, label: str) -> None:
         if stage != self.stage:
             self.close()
-            unit = "fit" if stage == "grid" else "epoch"
+            unit = {"grid": "fit", "ranking": "SVD"}.get(stage, "epoch")
             self.bar = tqdm(total=total, desc=self.NAMES.get(stage, stage), unit=unit)
             self.stage = stage
         self.bar.set_postfix_str(label[:60], refresh=False)
@@ -85,15 +92,7 @@ def train_command(
         result = train(data_dir, top_songs, grid, folds, jobs, seed, progress=bars)
     finally:
         bars.close()
-    csv = result.results.to_csv(index=False).encode()
-    save_model(
-        result.model,
-        out_dir,
-        ratings=result.ratings,
-        extra_files={GSCV_FILE: csv},
-        fingerprint=result.fingerprint,
-        force=force,
-    )
+    save_result(result, out_dir, force)
     report = result.report
     trim = report["trim"]
     click.echo(
@@ -114,11 +113,35 @@ def train_command(
         else:
             click.echo(f"  {row.algorithm:<16} {row.status}: {row.note}  {row.params}")
     best = {k: report[k] for k in ("n_factors", "reg_all", "lr_all", "n_epochs")}
-    click.echo(f"best SVD: {best}")
+    click.echo(f"rating model (predicted ratings): SVD {best}")
+    ok = result.results[result.results["status"] == "ok"]
+    winner = ok.loc[ok["rmse"].idxmin()] if not ok.empty else None
+    if winner is not None and winner["algorithm"] != "SVD":
+        click.echo(
+            f"  {winner['algorithm']} has a lower RMSE ({winner['rmse']:.4f}); the SVD is kept "
+            "because its item factors let a new listener be folded in instantly"
+        )
     holdout = report["holdout"]
-    click.echo(f"80/20 holdout: RMSE {holdout['rmse']:.4f}, MAE {holdout['mae']:.4f}")
+    click.echo(f"  80/20 holdout: RMSE {holdout['rmse']:.4f}, MAE {holdout['mae']:.4f}")
+    click.echo(ranking_summary(report["ranking"]))
     size = sum(f.stat().st_size for f in out_dir.iterdir()) / 2**20
     click.echo(f"model saved to {out_dir} ({size:.1f} MB, {report['train_seconds']} s)")
+
+
+def ranking_summary(ranking: dict) -> str:
+    """Lines on the ranking model: its validated parameters and which transform ranks best."""
+    entries = "binary (played or not)" if ranking["gamma"] == 0 else f"rating^{ranking['gamma']}"
+    lines = [
+        f"ranking model (the order of every list): truncated SVD, k={ranking['k']}, "
+        f"entries {entries}, alpha {ranking['alpha']}, beta {ranking['beta']}, "
+        f"shrink {ranking['shrink']}; validation NDCG@10 {ranking['validation_ndcg']}"
+    ]
+    by_transform = ranking.get("transform_ndcg") or {}
+    if len(by_transform) > 1:
+        listed = ", ".join(f"{name} {value:.4f}" for name, value in by_transform.items())
+        lines.append(f"  validation NDCG@10 by rating transform: {listed}")
+        lines.append(f"  ranks best: {ranking['best_transform']}")
+    return "\n".join(lines)
 
 
 def parse_rating(text: str) -> tuple[str, int]:
@@ -133,35 +156,102 @@ def parse_rating(text: str) -> tuple[str, int]:
         raise ModelError(f"--rate {text!r}: rating {value!r} is not a whole number 1..10") from None
 
 
+def read_listeners(path: Path) -> Iterator[tuple[str, list[tuple[str, object]]]]:
+    """(listener, ratings) per line of a JSON-lines file; ModelError names a bad line."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                listener, ratings = entry["listener"], entry["ratings"]
+                if not isinstance(ratings, dict) or not isinstance(listener, str):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                raise ModelError(
+                    f"{path}:{number}: expected "
+                    '{"listener": "NAME", "ratings": {"SONG_ID": RATING, ...}}'
+                ) from None
+            yield listener, list(ratings.items())
+
+
+def result_json(result: RecommendationResult) -> list[dict]:
+    """The list as JSON-ready rows (the fields of --json)."""
+    return [{"rank": rank, **asdict(item)} for rank, item in enumerate(result.items, 1)]
+
+
 @click.command("recommend")
 @MODEL_OPTION
 @click.option("--rate", "rates", multiple=True, metavar="SONG_ID=RATING", help="Repeatable.")
+@click.option(
+    "--listeners",
+    "listeners_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help='JSON lines {"listener": ..., "ratings": {SONG_ID: RATING}}: one JSON line out each.',
+)
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1))
-@click.option("--mode", type=click.Choice(MODES), default="foldin", show_default=True)
-@click.option("--seed", type=int, help="Seed of the retrain mode (default: the model's).")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="foldin",
+    show_default=True,
+    help="foldin: instant; retrain: recompute the model with you added (exact).",
+)
+@click.option(
+    "--rank-by",
+    type=click.Choice(RANK_BY),
+    default="taste",
+    show_default=True,
+    help="taste: the ranking model; rating: the reference's order by predicted rating "
+    "(kept for fidelity; it finds few of your songs, see README).",
+)
+@click.option("--seed", type=int, help="Seed of a Surprise refit (default: the model's).")
 @JSON_OPTION
 def recommend_command(
-    model_dir: Path, rates: tuple[str, ...], top: int, mode: str, seed: int | None, as_json: bool
+    model_dir: Path,
+    rates: tuple[str, ...],
+    listeners_file: Path | None,
+    top: int,
+    mode: str,
+    rank_by: str,
+    seed: int | None,
+    as_json: bool,
 ) -> None:
-    """Top songs for a listener who rated a few songs (1..10)."""
+    """Top songs for a listener who rated a few songs (1..10), or for a file of listeners."""
     rated = [parse_rating(text) for text in rates]
-    model = load_model(model_dir)
-    bar = tqdm(desc="retrain", unit="epoch", disable=mode != "retrain" or as_json)
+    if listeners_file is not None and rated:
+        raise ModelError("give either --rate or --listeners, not both")
+    recommender = Recommender.load(model_dir)
+    if listeners_file is not None:
+        for listener, ratings in read_listeners(listeners_file):
+            result = recommender.recommend(ratings, top, mode, rank_by, seed=seed)
+            line = {"listener": listener, "items": result_json(result)}
+            if result.fallback:
+                line["fallback"] = result.fallback
+            click.echo(json.dumps(line, ensure_ascii=False))
+        return
+    slow = mode == "retrain" and rank_by == "rating"
+    bar = tqdm(desc="retrain", unit="epoch", disable=not slow or as_json)
     with bar:
 
         def progress(epoch: int, total: int) -> None:
             bar.total = total
             bar.update(epoch - bar.n)
 
-        result = recommend(model, rated, top, mode, progress=progress, seed=seed)
+        result = recommender.recommend(rated, top, mode, rank_by, progress=progress, seed=seed)
     if result.fallback:
         click.echo(result.fallback, err=True)
     if as_json:
-        click.echo(json.dumps([asdict(item) for item in result.items], ensure_ascii=False))
+        click.echo(json.dumps(result_json(result), ensure_ascii=False))
         return
+    if rank_by == "rating":
+        click.echo("ordered by predicted rating (the reference's order)", err=True)
     for rank, item in enumerate(result.items, 1):
         reason = f"  ({item.because})" if item.because else ""
-        click.echo(f"{rank:>3}. {item.artist_name} – {item.track_name}  {item.score:.2f}{reason}")
+        click.echo(
+            f"{rank:>3}. {item.artist_name} – {item.track_name}  "
+            f"you'd rate it about {item.predicted_rating:.0f}{reason}"
+        )
         click.echo(f"     {item.song_id}")
 
 
@@ -184,7 +274,7 @@ def songs_command(model_dir: Path, text: str, limit: int, as_json: bool) -> None
 
 @click.command("similar")
 @MODEL_OPTION
-@click.option("--song", "song_id", help="Song id: the nearest songs by item factors.")
+@click.option("--song", "song_id", help="Song id: the nearest songs in the ranking space.")
 @click.option("--artist", "artist_name", help="Artist name: the nearest artists.")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1))
 @JSON_OPTION
@@ -194,15 +284,18 @@ def similar_command(
     """Songs like a song, or artists like an artist."""
     if (song_id is None) == (artist_name is None):
         raise ModelError("give exactly one of --song SONG_ID or --artist NAME")
-    model = load_model(model_dir)
+    recommender = Recommender.load(model_dir)
     if song_id is not None:
-        items = similar_songs(model, song_id, top)
+        items = recommender.similar_songs(song_id, top)
         lines = [
             f"{i.song_id}  {i.artist_name} – {i.track_name}  {i.similarity:.3f}" for i in items
         ]
     else:
-        items = similar_artists(model, artist_name, top)
-        lines = [f"{i.artist_name}  {i.similarity:.3f}  ({i.songs} songs)" for i in items]
+        items = recommender.similar_artists(artist_name, top)
+        lines = [
+            f"{i.artist_name}  {i.similarity:.3f}  ({i.songs} song{'s' * (i.songs != 1)})"
+            for i in items
+        ]
     if as_json:
         click.echo(json.dumps([asdict(item) for item in items], ensure_ascii=False))
         return

@@ -102,6 +102,8 @@ class Grid:
     subsample_ratings: int | None = None
     max_fit_seconds: float | None = None
     extra: dict = field(default_factory=dict)
+    # The ranking model's validation grid (models.ranking.validate); None: its default.
+    ranking: dict | None = None
 
     def combinations(self, algorithm: str) -> list[dict]:
         """Every hyper-parameter combination of one algorithm, nested options expanded."""
@@ -146,7 +148,14 @@ def parse_grid(spec: dict, name: str) -> Grid:
     if not isinstance(spec, dict):
         raise ModelError(f"grid {name}: expected a mapping at the top level")
     algorithms = spec.get("algorithms", spec)
-    extra_keys = {"folds", "subsample_users", "subsample_ratings", "max_fit_seconds", "algorithms"}
+    extra_keys = {
+        "folds",
+        "subsample_users",
+        "subsample_ratings",
+        "max_fit_seconds",
+        "algorithms",
+        "ranking",
+    }
     if "algorithms" not in spec:
         algorithms = {k: v for k, v in spec.items() if k not in extra_keys}
     if not isinstance(algorithms, dict) or not algorithms:
@@ -176,7 +185,12 @@ def parse_grid(spec: dict, name: str) -> Grid:
     ):
         if value is not None and (not isinstance(value, int) or value < 2):
             raise ModelError(f"grid {name}: {key} must be an integer >= 2")
-    return Grid(name, algorithms, folds, users, ratings, float(limit) if limit else None)
+    ranking = spec.get("ranking")
+    if ranking is not None and not isinstance(ranking, dict):
+        raise ModelError(f"grid {name}: ranking must be a mapping of parameter -> list")
+    return Grid(
+        name, algorithms, folds, users, ratings, float(limit) if limit else None, ranking=ranking
+    )
 
 
 def load_grid(grid: str) -> Grid:

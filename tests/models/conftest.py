@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.artifact import TrainedModel, load_model, save_model
-from models.train import GSCV_FILE, train
+from models.artifact import TrainedModel, load_model
+from models.train import save_result, train
 
 TINY_GRID = {
     "folds": 2,
@@ -19,6 +19,7 @@ TINY_GRID = {
         "SVD": {"n_factors": [8, 16], "n_epochs": [30], "lr_all": [0.01], "reg_all": [0.05]},
         "KNNWithMeans": {"k": [10], "sim_options": {"name": ["msd"], "user_based": [False]}},
     },
+    "ranking": {"gamma": [0, 1], "alpha": [0, 0.2], "k": [4, 8], "shrink": [0, 2]},
 }
 
 
@@ -114,13 +115,7 @@ def model_dir(tmp_path_factory, taste_dir, tiny_grid) -> Path:
     """A model trained (tiny grid) and saved once for the whole session."""
     result = train(taste_dir, top_songs=1000, grid=str(tiny_grid), jobs=1, seed=3)
     out = tmp_path_factory.mktemp("model") / "model"
-    save_model(
-        result.model,
-        out,
-        ratings=result.ratings,
-        extra_files={GSCV_FILE: result.results.to_csv(index=False).encode()},
-        fingerprint=result.fingerprint,
-    )
+    save_result(result, out)
     return out
 
 

@@ -1,0 +1,61 @@
+"""Ratings -> the listener x song matrix the ranking model factorizes, and a listener's row.
+
+Matrix entries are rating^gamma (gamma = 0: 1 for every played song). A new listener's row
+is different in one way: a person's low rating can mean "not for me". A rating counts as a
+dislike when it is at most DISLIKE_MAX *and* at least DISLIKE_GAP below the listener's own
+median rating; a dislike weighs minus the listener's mean like weight, so it pushes songs
+like it away instead of counting as a play. Listeners built from play counts (most ratings
+low, few high) have no such gap, so every song they played still counts as liked: centring
+every listener's ratings instead cost 40% of held-out NDCG (0.34 -> 0.20 on the sample).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+# A rating of at most this much ...
+DISLIKE_MAX = 4
+# ... and at least this far below the listener's median rating is a dislike.
+DISLIKE_GAP = 5
+
+
+def entry_values(ratings: np.ndarray, gamma: float) -> np.ndarray:
+    """Matrix entries for 1..10 ratings: rating^gamma (all ones when gamma is 0)."""
+    return np.power(np.asarray(ratings, dtype=np.float64), gamma)
+
+
+def rating_matrix(
+    ratings: pd.DataFrame, song_index: pd.Index, gamma: float
+) -> tuple[csr_matrix, pd.Index]:
+    """(listeners x songs CSR of rating^gamma, listener names) over `song_index`'s songs.
+
+    Ratings of songs outside `song_index` are left out.
+    """
+    cols = song_index.get_indexer(ratings["song_id"])
+    keep = cols >= 0
+    codes, users = pd.factorize(ratings["user_name"].to_numpy()[keep], sort=True)
+    values = entry_values(ratings["rating"].to_numpy()[keep], gamma)
+    matrix = csr_matrix((values, (codes, cols[keep])), shape=(len(users), len(song_index)))
+    matrix.sum_duplicates()
+    return matrix, pd.Index(users)
+
+
+def dislikes(ratings: np.ndarray) -> np.ndarray:
+    """Which of one listener's ratings are dislikes (see the module docstring)."""
+    values = np.asarray(ratings, dtype=np.float64)
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    return (values <= DISLIKE_MAX) & (values <= np.median(values) - DISLIKE_GAP)
+
+
+def listener_weights(ratings: np.ndarray, gamma: float) -> np.ndarray:
+    """A new listener's signed row: rating^gamma for likes, minus the mean like for dislikes."""
+    values = np.asarray(ratings, dtype=np.float64)
+    weights = entry_values(values, gamma)
+    disliked = dislikes(values)
+    if disliked.any():
+        liked = weights[~disliked]
+        weights[disliked] = -(liked.mean() if len(liked) else 1.0)
+    return weights

@@ -1,0 +1,99 @@
+"""One face for every caller: the CLI, the page and the benchmarks ask a `Recommender`.
+
+It wraps a trained model (both the ranking model and the rating model) and answers the
+verbs a caller remembers: `fit` and `load` make one, `recommend` and `recommend_many` rank
+songs for new listeners, `fold_in` places a listener in the ranking space, and
+`similar_songs` / `similar_artists` use the same ranking vectors. The exact retrain keeps
+the training matrix after its first use, so later retrains skip reading the ratings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from models.artifact import TrainedModel, load_model
+from models.ranking.matrix import listener_weights
+from models.ranking.puresvd import RankingModel
+from models.ranking.retrain import refit_with_listener
+from models.rating.foldin import one_blas_thread
+from models.recommend import (
+    RecommendationResult,
+    listener_ratings,
+    recommend,
+    training_matrix,
+)
+from models.similar import SimilarArtist, SimilarItem, similar_artists, similar_songs
+from models.train import TrainResult, train
+
+
+class Recommender:
+    """Recommendations, fold-in and similar songs/artists from one trained model."""
+
+    def __init__(self, model: TrainedModel) -> None:
+        self.model = model
+        self._matrix: csr_matrix | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: Path) -> Recommender:
+        """The model folder, checksums verified and contents validated."""
+        return cls(load_model(Path(model_dir)))
+
+    @classmethod
+    def fit(cls, data_dir: Path, **options) -> tuple[Recommender, TrainResult]:
+        """Train on a ratings folder (options as models.train.train); nothing is written."""
+        result = train(Path(data_dir), **options)
+        return cls(result.model), result
+
+    def training_matrix(self) -> csr_matrix:
+        """The kept ratings as the ranking model's matrix (read once, then kept)."""
+        with self._lock:
+            if self._matrix is None:
+                self._matrix = training_matrix(self.model)
+            return self._matrix
+
+    def refit(self, idx: np.ndarray, ratings: np.ndarray) -> RankingModel:
+        """The ranking model recomputed with one listener added (the exact retrain)."""
+        seed = int(self.model.params.get("seed", 0) or 0)
+        return refit_with_listener(
+            self.training_matrix(), self.model.ranking.params, idx, ratings, seed
+        )
+
+    def fold_in(self, rated: Sequence[tuple[str, int]]) -> np.ndarray:
+        """The listener's position in the ranking space (k numbers)."""
+        idx, values = listener_ratings(self.model, rated)
+        ranking = self.model.ranking
+        return ranking.embed(idx, listener_weights(values, ranking.params.gamma))
+
+    def recommend(
+        self,
+        rated: Sequence[tuple[str, int]],
+        n: int = 10,
+        mode: str = "foldin",
+        rank_by: str = "taste",
+        progress: Callable[[int, int], None] | None = None,
+        seed: int | None = None,
+    ) -> RecommendationResult:
+        """The top `n` unrated songs (see models.recommend.recommend)."""
+        with one_blas_thread():
+            return recommend(self.model, rated, n, mode, progress, seed, rank_by, refit=self.refit)
+
+    def recommend_many(
+        self, listeners: Iterable[Sequence[tuple[str, int]]], n: int = 10, rank_by: str = "taste"
+    ) -> Iterable[RecommendationResult]:
+        """Instant recommendations for many listeners, one result per listener, lazily."""
+        for rated in listeners:
+            yield self.recommend(rated, n, "foldin", rank_by)
+
+    def similar_songs(self, song_id: str, n: int = 10) -> list[SimilarItem]:
+        """The `n` songs closest to `song_id` in the ranking space."""
+        return similar_songs(self.model, song_id, n)
+
+    def similar_artists(self, artist_name: str, n: int = 10) -> list[SimilarArtist]:
+        """The `n` artists closest to `artist_name` in the ranking space."""
+        return similar_artists(self.model, artist_name, n)
