@@ -21,7 +21,8 @@ from threadpoolctl import threadpool_limits
 
 from app.listening_list import Entries
 from app.saved_list import ListStore, is_token, new_token, restore
-from models.artifact import MANIFEST, TrainedModel, load_model
+from models.artifact import MANIFEST, TrainedModel
+from models.recommender import Recommender
 from models.similar import artists
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Catalogue:
     model: TrainedModel
     artists: tuple[str, ...]
     model_dir: Path
+    recommender: Recommender
 
 
 def model_dir() -> Path:
@@ -59,8 +61,8 @@ def model_dir() -> Path:
 def exact_retrain_enabled() -> bool:
     """Whether the page offers the exact retrain ($SONGREC_EXACT_RETRAIN=off hides it).
 
-    A retrain holds every kept rating in memory (about 1 GB at 1.3M ratings): a small host
-    can offer the instant mode only.
+    A retrain keeps the training matrix in memory (about 20 MB at 1.3M ratings) and takes
+    about a second of CPU per click: a small host can offer the instant mode only.
     """
     return os.environ.get(RETRAIN_ENV, "on").strip().lower() not in ("off", "0", "no", "false")
 
@@ -83,8 +85,9 @@ def limit_blas_threads() -> None:
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
 def _load(folder: str, stamp: int) -> Catalogue:
     # `stamp` (the manifest's mtime) makes a retrained folder load afresh.
-    model = load_model(Path(folder))
-    return Catalogue(model, tuple(artists(model)), Path(folder))
+    recommender = Recommender.load(Path(folder))
+    model = recommender.model
+    return Catalogue(model, tuple(artists(model)), Path(folder), recommender)
 
 
 def catalogue(folder: Path) -> Catalogue:

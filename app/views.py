@@ -18,12 +18,13 @@ from app.listening_list import Entry as ListEntry
 from app.listening_list import ListError, add, as_pairs, check_rating, clear
 from models.artifact import TrainedModel
 from models.errors import ModelError
-from models.recommend import RecommendationResult, recommend
-from models.similar import similar_artists, similar_songs, songs_by_artist
+from models.recommend import RecommendationResult
+from models.recommender import Recommender
+from models.similar import songs_by_artist
 
-MODES = {"Instant (fold-in)": "foldin", "Exact retrain (slow)": "retrain"}
-# One exact retrain at a time per server: each holds a copy of every rating (about 250 MB
-# at 1.3M ratings); a second visitor waits for the first, nobody else is slowed.
+MODES = {"Instant (fold-in)": "foldin", "Exact retrain": "retrain"}
+# One exact retrain at a time per server: each recomputes an SVD of every rating (about a
+# second of both cores at 1.3M ratings); a second visitor waits for the first.
 RETRAIN_SLOTS = 1
 EMPTY_HINT = (
     "Your list is empty. Pick an artist and a song, give it a rating and press "
@@ -139,30 +140,20 @@ def _result_frame(result: RecommendationResult) -> pd.DataFrame:
             "rank": range(1, len(result.items) + 1),
             "artist": [item.artist_name for item in result.items],
             "song": [item.track_name for item in result.items],
-            "predicted rating": [f"{item.score:.1f}" for item in result.items],
+            "predicted rating": [f"{item.predicted_rating:.1f}" for item in result.items],
             "why": [item.because or "popular with everyone" for item in result.items],
         }
     )
 
 
-def _run(model: TrainedModel, mode: str) -> RecommendationResult:
+def _run(recommender: Recommender, mode: str) -> RecommendationResult:
+    rated = as_pairs(session.entries())
     if mode != "retrain":
-        return recommend(model, as_pairs(session.entries()), n=10, mode=mode)
-    bar = st.progress(0.0, text="Retraining the model with your list…")
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Retraining: epoch {done} of {total}")
-
+        return recommender.recommend(rated, n=10, mode=mode)
     slots = _retrain_slots()
-    if not slots.acquire(blocking=False):
-        bar.progress(0.0, text="Waiting for another visitor's exact retrain to finish…")
-        slots.acquire()
-    try:
-        result = recommend(model, as_pairs(session.entries()), n=10, mode=mode, progress=progress)
-    finally:
-        slots.release()
-    bar.empty()
-    return result
+    with st.spinner("Recomputing the model with your list added…"):
+        with slots:
+            return recommender.recommend(rated, n=10, mode=mode)
 
 
 @st.cache_resource
@@ -183,15 +174,16 @@ def recommendations(catalogue: session.Catalogue) -> None:
         "How to recommend",
         modes,
         horizontal=True,
-        help="Instant folds your list into the trained model in milliseconds. Exact retrain "
-        "refits the whole model with your list added, as the original app did (seconds).",
+        help="Instant places your list in the trained model in milliseconds. Exact retrain "
+        "recomputes the whole model with your list added, as the original app did (about a "
+        "second).",
     )
     if st.button("Recommend songs", type="primary"):
         if not session.entries():
             st.info(EMPTY_HINT)
         else:
             try:
-                st.session_state[session.RESULT] = _run(catalogue.model, MODES[label])
+                st.session_state[session.RESULT] = _run(catalogue.recommender, MODES[label])
             except ModelError as exc:
                 st.error(f"Could not recommend: {exc}")
     result: RecommendationResult | None = st.session_state.get(session.RESULT)
@@ -208,9 +200,9 @@ def _model_key(catalogue: session.Catalogue) -> str:
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def _artists_like(key: str, artist: str, _model: TrainedModel) -> pd.DataFrame:
+def _artists_like(key: str, artist: str, _recommender: Recommender) -> pd.DataFrame:
     # Scoring every artist costs about 0.1 s at 10k songs: answer each artist once.
-    near = similar_artists(_model, artist, n=10)
+    near = _recommender.similar_artists(artist, n=10)
     return pd.DataFrame(
         {
             "artist": [a.artist_name for a in near],
@@ -221,8 +213,8 @@ def _artists_like(key: str, artist: str, _model: TrainedModel) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def _songs_like(key: str, song_id: str, _model: TrainedModel) -> pd.DataFrame:
-    close = similar_songs(_model, song_id, n=10)
+def _songs_like(key: str, song_id: str, _recommender: Recommender) -> pd.DataFrame:
+    close = _recommender.similar_songs(song_id, n=10)
     return pd.DataFrame(
         {
             "artist": [s.artist_name for s in close],
@@ -246,8 +238,12 @@ def explore(catalogue: session.Catalogue) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown(f"**Artists like {_plain(artist)}**")
-        st.dataframe(_artists_like(key, artist, model), hide_index=True, width="stretch")
+        st.dataframe(
+            _artists_like(key, artist, catalogue.recommender), hide_index=True, width="stretch"
+        )
     with right:
         if song_id is not None:
             st.markdown(f"**Songs like {_plain(options[song_id])}**")
-            st.dataframe(_songs_like(key, song_id, model), hide_index=True, width="stretch")
+            st.dataframe(
+                _songs_like(key, song_id, catalogue.recommender), hide_index=True, width="stretch"
+            )

@@ -52,8 +52,9 @@ def model_dir(data_dir):
     args = ["train", "--data", str(data_dir), "--out", str(out), "--grid", grid, "--jobs", "1"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "best SVD" in result.output and "80/20 holdout: RMSE" in result.output
-    assert "BaselineOnly" in result.output
+    assert "rating model (predicted ratings): SVD" in result.output
+    assert "80/20 holdout: RMSE" in result.output and "BaselineOnly" in result.output
+    assert "ranking model (the order of every list): truncated SVD" in result.output
     return out
 
 
@@ -74,8 +75,12 @@ def run_script(monkeypatch, capsys, *args: str) -> tuple[int, str]:
 def test_train_writes_the_model_folder(model_dir):
     names = {p.name for p in model_dir.iterdir()}
     assert {"manifest.json", "item_factors.npy", "gscv_results.csv", "ratings.parquet"} <= names
+    assert {"rank_vectors.npy", "rank_listeners.npy", "rank_validation.csv"} <= names
     results = pd.read_csv(model_dir / "gscv_results.csv")
     assert set(results["algorithm"]) == {"BaselineOnly", "SVD"}
+    curve = pd.read_csv(model_dir / "rank_validation.csv")
+    assert {"gamma", "alpha", "beta", "k", "shrink", "ndcg"} <= set(curve.columns)
+    assert len(curve) > 10 and curve["ndcg"].between(0, 1).all()
 
 
 def test_recommend_json_follows_taste(model_dir):
@@ -84,15 +89,60 @@ def test_recommend_json_follows_taste(model_dir):
     assert code == 0
     items = json.loads(out)
     assert len(items) == 5
-    assert set(items[0]) == {"song_id", "artist_name", "track_name", "score", "because"}
+    fields = {"rank", "song_id", "artist_name", "track_name", "predicted_rating", "because"}
+    assert set(items[0]) == fields and [i["rank"] for i in items] == [1, 2, 3, 4, 5]
     assert sum(item["artist_name"].startswith("Band B") for item in items) >= 4
     assert all(item["because"].startswith("because you rated Band B") for item in items)
+
+
+def test_recommend_rank_by_rating_is_labelled(model_dir):
+    rates = [f"--rate={1000 + i:016x}=10" for i in (21, 22, 25)]
+    code, out, err = songrec(
+        "recommend", "--model", str(model_dir), *rates, "--top", "5", "--rank-by", "rating"
+    )
+    assert code == 0 and "ordered by predicted rating" in err
+    assert out.count("you'd rate it about") == 5
+
+
+def test_recommend_listeners_batch_matches_one_at_a_time(model_dir, tmp_path, monkeypatch, capsys):
+    lines = [
+        {"listener": "b-fan", "ratings": {f"{1000 + 21:016x}": 10, f"{1000 + 22:016x}": 9}},
+        {"listener": "a-fan", "ratings": {f"{1000 + 2:016x}": 10, f"{1000 + 30:016x}": 2}},
+        {"listener": "nobody", "ratings": {}},
+    ]
+    path = tmp_path / "listeners.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    code, out, _ = songrec("recommend", "--model", str(model_dir), "--listeners", str(path))
+    assert code == 0
+    answers = [json.loads(line) for line in out.strip().splitlines()]
+    assert [a["listener"] for a in answers] == ["b-fan", "a-fan", "nobody"]
+    for line, answer in zip(lines[:2], answers[:2], strict=True):
+        rates = [f"--rate={sid}={rating}" for sid, rating in line["ratings"].items()]
+        _, single, _ = songrec("recommend", "--model", str(model_dir), *rates, "--json")
+        assert answer["items"] == json.loads(single)
+    assert "most popular" in answers[2]["fallback"]
+    path.write_text('{"listener": "x", "ratings": [1, 2]}\n')
+    args = ("recommend", "--model", str(model_dir), "--listeners", str(path))
+    code, err = run_script(monkeypatch, capsys, *args)
+    assert code == 2 and "listeners.jsonl:1: expected" in err and len(err.splitlines()) == 1
 
 
 def test_recommend_text_retrain_and_empty(model_dir):
     song = f"{1000 + 3:016x}"
     code, out, _ = songrec(
         "recommend", "--model", str(model_dir), "--rate", f"{song}=9", "--mode", "retrain"
+    )
+    assert code == 0 and out.count("because you rated") == 10
+    code, out, _ = songrec(
+        "recommend",
+        "--model",
+        str(model_dir),
+        "--rate",
+        f"{song}=9",
+        "--mode",
+        "retrain",
+        "--rank-by",
+        "rating",
     )
     assert code == 0 and out.count("because you rated") == 10
     code, out, err = songrec("recommend", "--model", str(model_dir), "--top", "3")

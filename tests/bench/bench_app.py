@@ -137,7 +137,7 @@ async def browser_part(url: str, tokens: list[str], cli_pid: int, started: float
         print(f"browser click-to-results, instant: {stats(instant[1:])} (first {instant[0]:.0f})")
 
         context, page = await open_with_list(browser, url, tokens[0], RATED)
-        retrain = await click_to_results(page, "Exact retrain (slow)")
+        retrain = await click_to_results(page, "Exact retrain")
         await context.close()
         print(f"browser click-to-results, exact retrain: {retrain / 1000:.1f} s")
         now, peak = rss_mb(pid)
@@ -150,7 +150,7 @@ async def browser_part(url: str, tokens: list[str], cli_pid: int, started: float
             await context.close()
 
         (c1, slow), (c2, fast) = [await open_with_list(browser, url, t, RATED) for t in tokens[:2]]
-        retraining = asyncio.ensure_future(click_to_results(slow, "Exact retrain (slow)"))
+        retraining = asyncio.ensure_future(click_to_results(slow, "Exact retrain"))
         await asyncio.sleep(2.0)  # well into the retrain's epochs
         during = [await click_to_results(fast) for _ in range(3)]
         await retraining

@@ -103,7 +103,13 @@ def test_a_failed_save_leaves_the_old_model(tmp_path, model):
     with pytest.raises(ModelError, match="cannot add a file"):
         save_model(model, out, extra_files={"params.json": b"{}"}, force=True)
     broken = type(model)(
-        model.song_ids, model.item_factors, model.item_bias, 1.0, {}, model.songs
+        model.song_ids,
+        model.item_factors,
+        model.item_bias,
+        1.0,
+        {},
+        model.songs,
+        ranking=model.ranking,
     )  # no ratings: the save fails halfway
     with pytest.raises(ModelError, match="without its ratings"):
         save_model(broken, out, force=True)
