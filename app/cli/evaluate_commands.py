@@ -8,9 +8,11 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
+from models.errors import ModelError
 from models.evaluation.evaluate import (
     DEFAULT_TOP_SONGS,
     DEFAULT_TRANSFORMS,
+    EVAL_EASE,
     evaluate,
     write_evaluation,
 )
@@ -75,12 +77,34 @@ def markdown_table(table: pd.DataFrame) -> str:
     show_default=True,
     help="Rating transforms to compare, comma-separated.",
 )
+@click.option(
+    "--ease-lambdas",
+    default=",".join(f"{v:g}" for v in EVAL_EASE),
+    show_default=True,
+    help="EASE regularizations to score, comma-separated (one row each).",
+)
 @click.option("--seed", default=42, show_default=True, type=int)
 def evaluate_command(
-    data_dir: Path, top_songs: int, k: int, out_file: Path, transforms: str, seed: int
+    data_dir: Path,
+    top_songs: int,
+    k: int,
+    out_file: Path,
+    transforms: str,
+    ease_lambdas: str,
+    seed: int,
 ) -> None:
-    """Score most-popular, SVD, SVD fold-in and ALS on held-out songs; write evaluation.csv."""
+    """Score what is served on held-out new listeners, beside every baseline.
+
+    Models: the ranking model and the order by predicted rating (per rating transform),
+    most popular, ALS, item-kNN and EASE. Writes the table as CSV and prints it.
+    """
     names = [t.strip() for t in transforms.split(",") if t.strip()]
+    try:
+        lambdas = [float(v) for v in ease_lambdas.split(",") if v.strip()]
+    except ValueError:
+        raise ModelError(
+            f"--ease-lambdas {ease_lambdas!r}: expected numbers, e.g. 100,300"
+        ) from None
     bars: list[tqdm] = []  # opened on the first report, so a bad input prints no bar
 
     def progress(done: int, total: int, label: str) -> None:
@@ -90,7 +114,7 @@ def evaluate_command(
         bars[0].update(done - bars[0].n)
 
     try:
-        table = evaluate(data_dir, top_songs, k, seed, names, progress)
+        table = evaluate(data_dir, top_songs, k, seed, names, progress, ease=lambdas)
     finally:
         for bar in bars:
             bar.close()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from implicit.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, vstack
 
 from models.errors import ModelError
 from models.rating.foldin import one_blas_thread
@@ -119,3 +119,23 @@ def recommend_als(model: AlsModel, users: Sequence[str], n: int = 10) -> pd.Data
 def score_als(model: AlsModel, users: Sequence[str]) -> np.ndarray:
     """Scores of every song (columns in `model.items` order) for each of `users`."""
     return model.user_factors[model.rows(users)] @ model.item_factors.T
+
+
+def foldin_als(model: AlsModel, plays: pd.DataFrame, users: pd.Index) -> np.ndarray:
+    """Factors of listeners not in training, solved from their plays against fixed songs.
+
+    Their plays are BM25-weighted beside the training matrix (the weights read column and
+    row totals, so the new rows are weighted as a training row would be), then implicit's
+    recalculate_user solves each listener's least squares.
+    """
+    cols = model.items.get_indexer(plays["song_id"])
+    rows = users.get_indexer(plays["user_name"])
+    keep = (cols >= 0) & (rows >= 0)
+    values = plays["plays"].to_numpy(dtype=np.float32)[keep]
+    new = csr_matrix((values, (rows[keep], cols[keep])), shape=(len(users), len(model.items)))
+    stacked = vstack([model.user_items, new], format="csr")
+    weighted = bm25_weight(stacked.T.tocsr(), K1=BM25_K1, B=BM25_B).T.tocsr()
+    new_weighted = weighted[model.user_items.shape[0] :].astype(np.float32)
+    with one_blas_thread():
+        factors = model.algo.recalculate_user(np.arange(len(users)), new_weighted)
+    return np.asarray(factors).reshape(len(users), -1)

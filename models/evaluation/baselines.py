@@ -1,13 +1,19 @@
-"""The recommenders compared by `evaluate`, each scoring every training song for the test users.
+"""The recommenders compared by `evaluate`, each scoring every catalog song for new listeners.
 
-Every model returns a `Scored`: a test users x catalog matrix of scores (-inf where the model
-cannot rank a song), and, when it predicts ratings, a prediction for each hidden pair.
-- most popular: songs ranked by how many training users rated them;
-- SVD (the reference's way): Surprise SVD fitted on all training ratings, the test users'
-  visible ratings included, songs ranked by predicted rating;
-- SVD fold-in: SVD fitted on the other users only; each test user's bias and factors are
-  then solved from their visible ratings against the fixed songs (models.rating.foldin);
-- ALS: implicit-feedback ALS on BM25-weighted plays, recommending with played songs filtered.
+The test listeners are never in training: every model is fitted on the other listeners
+and then given each test listener's visible rows, as the page serves a new visitor.
+Every model returns a `Scored`: a test listeners x catalog matrix of scores (-inf where
+it cannot rank a song) and, when it predicts ratings, a prediction for each hidden pair.
+- most popular: songs ranked by how many training listeners rated them;
+- ranker: the served ranking model (models.ranking), parameters validated on training
+  listeners exactly as `songrec train` does, listeners scored as the page scores them;
+- rank by rating: Surprise SVD on the other listeners, each test listener folded in
+  (models.rating.foldin), songs ranked by predicted rating (the reference's order);
+- ALS: implicit-feedback ALS on BM25-weighted plays, test listeners solved against the
+  fixed songs (implicit's recalculate_user);
+- item-kNN: cosine similarity of songs' listener sets, a listener's score is the sum of
+  similarities to their songs;
+- EASE (Steck 2019): the closed-form item-item ridge model with a zero diagonal.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
 
 from models.data import RATING_MAX, RATING_MIN
-from models.evaluation.als import fit_als, recommend_als, score_als
-from models.rating.foldin import fold_in
+from models.evaluation.als import fit_als, foldin_als
+from models.ranking.train import train_ranking
+from models.ranking.validate import listener_rows
+from models.rating.foldin import fold_in, one_blas_thread
 from models.rating.svd import fit_svd, svd_params
 from models.rating.trainset import trainset_from_frame
 
@@ -100,17 +109,6 @@ def most_popular(targets: Targets, train: pd.DataFrame) -> Scored:
     return Scored(scores, None, None, time.perf_counter() - started)
 
 
-def svd_ranked(targets: Targets, train: pd.DataFrame, params: dict, seed: int) -> Scored:
-    """Surprise SVD on every training rating (visible ones included), ranked by prediction."""
-    started = time.perf_counter()
-    trainset = trainset_from_frame(train)
-    algo = fit_svd(trainset, params, seed)
-    bias, factors = _item_arrays(algo, trainset, targets.catalog)
-    users = np.array([trainset.to_inner_uid(u) for u in targets.users])
-    model = _Factors(trainset.global_mean, bias, factors, algo.bu[users], algo.pu[users])
-    return _scored(model, targets, time.perf_counter() - started)
-
-
 def svd_foldin(
     targets: Targets, train_others: pd.DataFrame, visible: pd.DataFrame, params: dict, seed: int
 ) -> Scored:
@@ -137,13 +135,71 @@ def svd_foldin(
     return _scored(model, targets, time.perf_counter() - started)
 
 
-def als(targets: Targets, train_plays: pd.DataFrame, params: dict, k: int, seed: int) -> Scored:
-    """ALS on BM25-weighted training plays; top-k from implicit with played songs filtered."""
+def _binary(frame: pd.DataFrame, users: pd.Index, catalog: pd.Index) -> csr_matrix:
+    """users x catalog matrix, 1 where the user rated the song (off-catalog songs left out)."""
+    rows, cols = users.get_indexer(frame["user_name"]), catalog.get_indexer(frame["song_id"])
+    keep = (rows >= 0) & (cols >= 0)
+    ones = np.ones(int(keep.sum()), dtype=np.float32)
+    matrix = csr_matrix((ones, (rows[keep], cols[keep])), shape=(len(users), len(catalog)))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _training(targets: Targets, others: pd.DataFrame) -> csr_matrix:
+    return _binary(others, pd.Index(np.sort(others["user_name"].unique())), targets.catalog)
+
+
+def _item_item(targets: Targets, weights: np.ndarray, seconds: float) -> Scored:
+    visible = _binary(targets.visible, targets.users, targets.catalog)
+    return Scored(np.asarray(visible @ weights), None, None, seconds)
+
+
+def ranker(
+    targets: Targets, others: pd.DataFrame, songs: pd.DataFrame, grid: dict | None, seed: int
+) -> Scored:
+    """The served ranking model: validated and fitted on the other listeners' ratings."""
     started = time.perf_counter()
-    model = fit_als(train_plays, seed=seed, **params)
-    users = targets.users.tolist()
-    top = recommend_als(model, users, n=k)
-    scores = np.full((len(users), len(targets.catalog)), -np.inf)
+    catalog_songs = songs.set_index("song_id").loc[targets.catalog].reset_index()
+    model = train_ranking(others, catalog_songs, None, grid, seed).model
+    rows = listener_rows(targets.visible, targets.users, targets.catalog, model.params.gamma)
+    with one_blas_thread():
+        scores = model.score_many(rows).astype(np.float64)
+    return Scored(scores, None, None, time.perf_counter() - started)
+
+
+def item_knn(targets: Targets, others: pd.DataFrame) -> Scored:
+    """Item-kNN: cosine of songs' listener sets, summed over the listener's songs."""
+    started = time.perf_counter()
+    matrix = _training(targets, others)
+    co = np.asarray((matrix.T @ matrix).todense(), dtype=np.float32)
+    norms = np.sqrt(np.maximum(np.diag(co), 1e-12))
+    co /= norms[:, None]
+    co /= norms[None, :]
+    np.fill_diagonal(co, 0.0)
+    return _item_item(targets, co, time.perf_counter() - started)
+
+
+def ease(targets: Targets, others: pd.DataFrame, lam: float) -> Scored:
+    """EASE: B = I - P diagMat(1/diag(P)) with P = (XᵀX + λI)⁻¹, so diag(B) = 0."""
+    started = time.perf_counter()
+    matrix = _training(targets, others)
+    gram = np.asarray((matrix.T @ matrix).todense(), dtype=np.float64)
+    gram[np.diag_indices_from(gram)] += lam
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)[None, :]
+    np.fill_diagonal(weights, 0.0)
+    return _item_item(targets, weights.astype(np.float32), time.perf_counter() - started)
+
+
+def als(
+    targets: Targets, others: pd.DataFrame, visible: pd.DataFrame, params: dict, seed: int
+) -> Scored:
+    """ALS on BM25-weighted plays of the other listeners; test listeners solved from theirs."""
+    started = time.perf_counter()
+    model = fit_als(others, seed=seed, **params)
     cols = targets.catalog.get_indexer(model.items)
-    scores[:, cols[cols >= 0]] = score_als(model, users)[:, cols >= 0]
-    return Scored(scores, None, top, time.perf_counter() - started)
+    scores = np.full((len(targets.users), len(targets.catalog)), -np.inf)
+    user_factors = foldin_als(model, visible, targets.users)
+    scores[:, cols[cols >= 0]] = (user_factors @ model.item_factors.T)[:, cols >= 0]
+    return Scored(scores, None, None, time.perf_counter() - started)

@@ -1,14 +1,14 @@
-"""Held-out evaluation: every recommender scored on the same hidden songs, never on its training.
+"""Held-out evaluation of what is served: new listeners, never in any model's training.
 
-Flow: read a ratings folder and trim it to the top N songs (the training rule); split its
-(user, song) play pairs twice, a random 20% and the latest 20% of each test user's songs
-(models.evaluation.splits); on each split fit the most-popular baseline and ALS on the
-training plays, and, for each rating transform, SVD and SVD fold-in on the transformed
-training ratings. Scores give RMSE/MAE on the hidden ratings where a model rates, and
-precision/recall/NDCG@k, AUC and catalog coverage on the hidden songs. The hidden pairs are
-the same for every transform, so the ranking metrics compare transforms like for like; RMSE
-is on each transform's own scale. A test user's training ratings are the transform of their
-visible plays only; the hidden truth is the transform of all their plays.
+Flow: read a ratings folder and trim it to the top N songs (the training rule); choose a
+fifth of the listeners as test listeners and hide 20% of each one's songs, at random and
+(when the data has listening times) their latest 20% (models.evaluation.splits). Every
+model is fitted on the *other* listeners only and given each test listener's visible 80%,
+the way the page serves a new visitor: most popular, ALS, item-kNN and EASE on plays, and,
+for each rating transform, the served ranking model and the reference's order by
+predicted rating. Scores give RMSE/MAE on the hidden ratings where a model rates, and
+precision/recall/NDCG@k, AUC and catalog coverage on the hidden songs. The hidden pairs
+are the same for every model and transform; RMSE is on each transform's own scale.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from etl.ratings import TRANSFORMS, transform_ratings
-from models.data import PLAYS_FILE, load_ratings, trim_top_songs
+from etl.ratings import TRANSFORMS
+from models.data import PLAYS_FILE, load_ratings, rate_plays, trim_top_songs
+from models.data import load_plays as read_plays
 from models.errors import ModelError
 from models.evaluation import baselines, metrics
 from models.evaluation.splits import Holdout, chrono_holdout, random_holdout
@@ -39,6 +39,8 @@ SPLITS = ("random", "chrono")
 EVAL_SVD = {"n_factors": 100, "n_epochs": 20, "lr_all": 0.005, "reg_all": 0.1}
 # The HetRec reference's ALS: 100 factors, 30 iterations, regularization 0.01.
 EVAL_ALS = {"factors": 100, "iterations": 30, "regularization": 0.01}
+# EASE's regularization: each value is its own row (the best is EASE's level).
+EVAL_EASE = (100.0, 300.0, 1000.0)
 # AUC compares hidden songs with at most this many sampled unrated songs per user.
 AUC_NEGATIVES = 1000
 COLUMNS = [
@@ -60,25 +62,14 @@ COLUMNS = [
 Progress = Callable[[int, int, str], None]
 
 
-def load_plays(data_dir: Path, top_songs: int) -> pd.DataFrame:
-    """The folder's plays of its `top_songs` most popular songs (the training trim)."""
+def load_plays(data_dir: Path, top_songs: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(plays, songs) of the folder's `top_songs` most popular songs (the training trim)."""
     ratings, songs = load_ratings(data_dir)
     _, kept_songs, _ = trim_top_songs(ratings, songs, top_songs)
-    path = Path(data_dir) / PLAYS_FILE
-    if not path.is_file():
-        raise ModelError(f"{path} not found: evaluation needs the play counts")
-    plays = pd.read_parquet(path)
-    missing = {"user_name", "song_id", "plays"} - set(plays.columns)
-    if missing:
-        raise ModelError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
-    plays = plays[plays["song_id"].isin(kept_songs["song_id"])]
-    return plays.sort_values(["user_name", "song_id"]).reset_index(drop=True)
-
-
-def rate(plays: pd.DataFrame, transform: str) -> pd.DataFrame:
-    """(user_name, song_id, rating) of plays under a rating transform of the ETL."""
-    table = pa.Table.from_pandas(plays[["user_name", "song_id", "plays"]], preserve_index=False)
-    return transform_ratings(table, transform).to_pandas()
+    plays = read_plays(Path(data_dir), kept_songs["song_id"])
+    if plays is None:
+        raise ModelError(f"{Path(data_dir) / PLAYS_FILE} not found: evaluation needs play counts")
+    return plays, kept_songs
 
 
 def top_from_scores(targets: baselines.Targets, scores: np.ndarray, k: int) -> pd.DataFrame:
@@ -187,15 +178,18 @@ class _Settings:
     svd: dict
     als: dict
     auc_negatives: int
+    ease: Sequence[float]
+    ranking: dict | None
 
 
 def _split_rows(
-    holdout: Holdout, truths: dict[str, pd.DataFrame], settings: _Settings
+    holdout: Holdout, songs: pd.DataFrame, truths: dict[str, pd.DataFrame], settings: _Settings
 ) -> Iterator[dict]:
     """Every model's metrics on one split, one row at a time (a progress step each)."""
+    others = holdout.train_users_only()
     targets = baselines.Targets(
         users=pd.Index(holdout.test_users),
-        catalog=pd.Index(np.sort(holdout.train["song_id"].unique())),
+        catalog=pd.Index(np.sort(others["song_id"].unique())),
         visible=holdout.visible(),
         hidden=holdout.test,
     )
@@ -208,20 +202,25 @@ def _split_rows(
         measured = measure(targets, scored, train, truth, cells, k)
         return {**base, "model": model, "transform": transform, **measured}
 
-    yield row("most_popular", "-", baselines.most_popular(targets, holdout.train), holdout.train)
-    scored = baselines.als(targets, holdout.train, settings.als, k, seed)
-    yield row("als", "bm25", scored, holdout.train)
+    yield row("most_popular", "-", baselines.most_popular(targets, others), others)
+    scored = baselines.als(targets, others, targets.visible, settings.als, seed)
+    yield row("als", "bm25", scored, others)
+    yield row("item_knn", "binary", baselines.item_knn(targets, others), others)
+    for lam in settings.ease:
+        yield row(f"ease_{lam:g}", "binary", baselines.ease(targets, others, lam), others)
     for transform in settings.transforms:
-        train = rate(holdout.train, transform)
+        train = rate_plays(holdout.train, transform)
         truth = holdout.test[["user_name", "song_id"]].merge(
             truths[transform], on=["user_name", "song_id"]
         )
-        visible = train[train["user_name"].isin(targets.users)]
-        others = train[~train["user_name"].isin(targets.users)]
-        scored = baselines.svd_ranked(targets, train, settings.svd, seed)
-        yield row("svd", transform, scored, train, truth)
-        scored = baselines.svd_foldin(targets, others, visible, settings.svd, seed)
-        yield row("svd_foldin", transform, scored, train, truth)
+        rated_others = train[~train["user_name"].isin(targets.users)]
+        rated_targets = replace(targets, visible=train[train["user_name"].isin(targets.users)])
+        scored = baselines.ranker(rated_targets, rated_others, songs, settings.ranking, seed)
+        yield row("ranker", transform, scored, rated_others)
+        scored = baselines.svd_foldin(
+            rated_targets, rated_others, rated_targets.visible, settings.svd, seed
+        )
+        yield row("rank_by_rating", transform, scored, rated_others, truth)
 
 
 def evaluate(
@@ -236,6 +235,8 @@ def evaluate(
     svd: dict | None = None,
     als: dict | None = None,
     auc_negatives: int = AUC_NEGATIVES,
+    ease: Sequence[float] = EVAL_EASE,
+    ranking: dict | None = None,
 ) -> pd.DataFrame:
     """One row per (split, model, transform) of held-out metrics; see the module docstring.
 
@@ -249,18 +250,20 @@ def evaluate(
         {**EVAL_SVD, **(svd or {})},
         {**EVAL_ALS, **(als or {})},
         auc_negatives,
+        tuple(ease),
+        ranking,
     )
-    plays = load_plays(Path(data_dir), top_songs)
-    truths = {t: rate(plays, t) for t in transforms}
+    plays, songs = load_plays(Path(data_dir), top_songs)
+    truths = {t: rate_plays(plays, t) for t in transforms}
     holdouts = _holdouts(plays, splits, seed)
-    total, rows = len(holdouts) * (2 + 2 * len(transforms)), []
+    total, rows = len(holdouts) * (3 + len(ease) + 2 * len(transforms)), []
     if progress is not None:
         progress(0, total, "data split")
     # Many tiny solves (fold-in) next to implicit's own threads: OpenBLAS's thread pool only
     # adds contention there (a 101 x 101 solve: 0.4 ms on one thread, 7+ ms on two).
     with one_blas_thread():
         for holdout in holdouts:
-            for row in _split_rows(holdout, truths, settings):
+            for row in _split_rows(holdout, songs, truths, settings):
                 rows.append(row)
                 if progress is not None:
                     progress(len(rows), total, f"{row['split']} {row['model']} {row['transform']}")

@@ -9,8 +9,6 @@ import pytest
 from models.evaluation import baselines as models
 from models.evaluation.evaluate import auc_cells, top_from_scores
 from models.evaluation.splits import random_holdout
-from models.rating.svd import fit_svd
-from models.rating.trainset import trainset_from_frame
 
 PARAMS = {"n_factors": 8, "n_epochs": 30, "lr_all": 0.01, "reg_all": 0.05}
 
@@ -28,19 +26,48 @@ def split(taste):
     return holdout, targets, group_of
 
 
-def test_svd_ranked_predicts_what_surprise_predicts(split) -> None:
-    holdout, targets, _ = split
-    scored = models.svd_ranked(targets, holdout.train, PARAMS, seed=2)
-    algo = fit_svd(trainset_from_frame(holdout.train), PARAMS, seed=2)
-    expected = [
-        algo.predict(u, s).est
-        for u, s in zip(holdout.test["user_name"], holdout.test["song_id"], strict=True)
-    ]
-    np.testing.assert_allclose(scored.predictions["prediction"], expected, atol=1e-9)
-    user = targets.users[0]
-    row = targets.users.get_loc(user)
-    direct = [algo.predict(user, s, clip=False).est for s in targets.catalog[:20]]
-    np.testing.assert_allclose(scored.scores[row, :20], direct, atol=1e-9)
+def test_ease_is_a_ridge_regression_of_each_song_on_the_others() -> None:
+    # EASE's definition, solved column by column: song j's weights regress its column on
+    # every other song's column with an L2 penalty lam (and no weight on itself).
+    rng = np.random.default_rng(3)
+    plays = rng.random((30, 8)) < 0.35
+    users = [f"u{u}" for u in range(30)]
+    songs = [f"s{s}" for s in range(8)]
+    rows, cols = np.nonzero(plays)
+    others = pd.DataFrame({"user_name": np.array(users)[rows], "song_id": np.array(songs)[cols]})
+    probe = pd.DataFrame({"user_name": ["new"] * 8, "song_id": songs})
+    targets = models.Targets(pd.Index(["new"]), pd.Index(songs), probe.iloc[[0]], probe.iloc[1:])
+    lam = 2.0
+    scored = models.ease(targets, others, lam)
+    x = plays.astype(float)
+    expected = np.zeros(8)
+    for j in range(8):
+        rest = [c for c in range(8) if c != j]
+        a = x[:, rest]
+        weights = np.linalg.solve(a.T @ a + lam * np.eye(7), a.T @ x[:, j])
+        expected[j] = weights[rest.index(0)] if j != 0 else 0.0  # the new listener has song 0
+    np.testing.assert_allclose(scored.scores[0], expected, atol=1e-5)
+
+
+def test_item_knn_sums_cosine_similarities() -> None:
+    others = pd.DataFrame(
+        {"user_name": ["a", "a", "b", "b", "c"], "song_id": ["s1", "s2", "s1", "s3", "s2"]}
+    )
+    probe = pd.DataFrame({"user_name": ["new"], "song_id": ["s1"]})
+    targets = models.Targets(pd.Index(["new"]), pd.Index(["s1", "s2", "s3"]), probe, probe.iloc[:0])
+    scores = models.item_knn(targets, others).scores[0]
+    # s1 {a, b}, s2 {a, c}, s3 {b}: cos(s1, s2) = 1/2, cos(s1, s3) = 1/sqrt(2)
+    np.testing.assert_allclose(scores, [0.0, 0.5, 1 / np.sqrt(2)], atol=1e-6)
+
+
+def test_ranker_follows_each_test_users_taste(split, taste) -> None:
+    holdout, targets, group_of = split
+    _, songs, _ = taste
+    scored = models.ranker(targets, holdout.train_users_only(), songs, {"k": [4, 8]}, seed=2)
+    top = top_from_scores(targets, scored.scores, k=5)
+    group = top["user_name"].str.split("_").str[1].astype(int)
+    own = pd.Series([group_of[s] for s in top["song_id"]]) == group
+    assert own.groupby(group).mean().min() >= 0.85
 
 
 def test_foldin_follows_each_test_users_taste(split) -> None:

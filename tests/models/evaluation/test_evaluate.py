@@ -23,6 +23,8 @@ from models.evaluation.evaluate import COLUMNS, evaluate, write_evaluation
 
 SMALL_SVD = {"n_factors": 10, "n_epochs": 10}
 SMALL_ALS = {"factors": 16, "iterations": 10}
+SMALL_EASE = (50.0,)
+SMALL_RANKING = {"k": [8, 16, 32]}
 METRICS = ["precision", "recall", "ndcg", "auc", "coverage"]
 
 
@@ -45,25 +47,29 @@ def table(small_dir) -> pd.DataFrame:
         transforms=["cap", "log"],
         svd=SMALL_SVD,
         als=SMALL_ALS,
+        ease=SMALL_EASE,
+        ranking=SMALL_RANKING,
     )
 
 
 def test_every_model_on_every_split_and_transform(table) -> None:
     assert list(table.columns) == COLUMNS
-    assert len(table) == 2 * (2 + 2 * 2)
+    assert len(table) == 2 * (4 + 2 * 2)
     for split in ("random", "chrono"):
         rows = table[table["split"] == split]
         assert set(zip(rows["model"], rows["transform"], strict=True)) == {
             ("most_popular", "-"),
             ("als", "bm25"),
-            ("svd", "cap"),
-            ("svd_foldin", "cap"),
-            ("svd", "log"),
-            ("svd_foldin", "log"),
+            ("item_knn", "binary"),
+            ("ease_50", "binary"),
+            ("ranker", "cap"),
+            ("rank_by_rating", "cap"),
+            ("ranker", "log"),
+            ("rank_by_rating", "log"),
         }
     assert (table[METRICS].ge(0) & table[METRICS].le(1)).all().all()
     assert (table["hidden"] > 0).all() and (table["test_users"] > 0).all()
-    rates = table["model"].isin(["svd", "svd_foldin"])
+    rates = table["model"] == "rank_by_rating"
     assert table.loc[rates, ["rmse", "mae"]].notna().all().all()
     assert table.loc[~rates, ["rmse", "mae"]].isna().all().all()
     # RMSE >= MAE always holds; ratings are 1..10, so neither can exceed 9.
@@ -71,14 +77,45 @@ def test_every_model_on_every_split_and_transform(table) -> None:
     assert (table.loc[rates, "rmse"] <= 9).all()
 
 
-def test_als_beats_the_popular_list_on_taste_data(table) -> None:
+def test_personal_models_beat_the_popular_list_on_taste_data(table) -> None:
     # The sample's listeners follow genres: a personal model must find more hidden songs.
     for split in ("random", "chrono"):
-        rows = table[table["split"] == split].set_index("model")
-        assert rows.loc["als", "precision"] > rows.loc["most_popular", "precision"]
-        assert rows.loc["als", "auc"] > 0.7
-        # One list for everyone covers about k songs of the catalog.
-        assert rows.loc["most_popular", "coverage"] < rows.loc["als", "coverage"]
+        rows = table[table["split"] == split].set_index(["model", "transform"])
+        popular = rows.loc[("most_popular", "-")]
+        for model in [("als", "bm25"), ("ranker", "cap"), ("ranker", "log"), ("ease_50", "binary")]:
+            assert rows.loc[model, "ndcg"] > 1.5 * popular["ndcg"], model
+            assert (
+                rows.loc[model, "auc"] > 0.7 and rows.loc[model, "coverage"] > popular["coverage"]
+            )
+        # The served ranker is not the order by predicted rating: it finds far more.
+        assert rows.loc[("ranker", "cap"), "ndcg"] > 3 * rows.loc[("rank_by_rating", "cap"), "ndcg"]
+
+
+def test_test_listeners_are_never_in_training(small_dir) -> None:
+    from models.evaluation import baselines
+    from models.evaluation.evaluate import load_plays
+    from models.evaluation.splits import random_holdout
+
+    plays, songs = load_plays(small_dir, 300)
+    holdout = random_holdout(plays, seed=1)
+    others = holdout.train_users_only()
+    targets = baselines.Targets(
+        users=pd.Index(holdout.test_users),
+        catalog=pd.Index(np.sort(others["song_id"].unique())),
+        visible=holdout.visible(),
+        hidden=holdout.test,
+    )
+    # A listener with nothing visible gets exactly the same scores as any other such
+    # listener from every model: nothing of theirs leaked into a fit.
+    blank = baselines.Targets(
+        targets.users, targets.catalog, targets.visible.iloc[:0], targets.hidden
+    )
+    for scored in (
+        baselines.item_knn(blank, others),
+        baselines.ease(blank, others, 50.0),
+        baselines.als(blank, others, blank.visible, SMALL_ALS, 1),
+    ):
+        assert np.allclose(scored.scores, scored.scores[0])
 
 
 def test_same_seed_same_table(small_dir, table) -> None:
@@ -90,6 +127,8 @@ def test_same_seed_same_table(small_dir, table) -> None:
         transforms=["cap", "log"],
         svd=SMALL_SVD,
         als=SMALL_ALS,
+        ease=SMALL_EASE,
+        ranking=SMALL_RANKING,
     )
     cols = [c for c in COLUMNS if c != "fit_seconds"]
     pd.testing.assert_frame_equal(table[cols], again[cols], rtol=1e-4)
@@ -101,8 +140,16 @@ def test_no_listening_times_skips_the_chrono_split(small_dir, tmp_path) -> None:
     plays = pd.read_parquet(folder / "plays.parquet")
     plays["last_listened_at"] = pd.NaT
     plays.to_parquet(folder / "plays.parquet")
-    result = evaluate(folder, top_songs=300, transforms=["cap"], svd=SMALL_SVD, als=SMALL_ALS)
-    assert set(result["split"]) == {"random"} and len(result) == 4
+    result = evaluate(
+        folder,
+        top_songs=300,
+        transforms=["cap"],
+        svd=SMALL_SVD,
+        als=SMALL_ALS,
+        ease=SMALL_EASE,
+        ranking=SMALL_RANKING,
+    )
+    assert set(result["split"]) == {"random"} and len(result) == 6
 
 
 def test_bad_input_is_a_model_error(small_dir, tmp_path) -> None:
@@ -141,7 +188,8 @@ def test_cli_writes_csv_and_prints_a_table(small_dir, tmp_path) -> None:
     assert "| split | model | ratings | RMSE | MAE | P@5 |" in result.output
     assert "| random | als | bm25 |" in result.output
     written = pd.read_csv(out)
-    assert len(written) == 8 and (written["k"] == 5).all()
+    assert len(written) == 2 * (3 + 3 + 2) and (written["k"] == 5).all()
+    assert "| random | ranker | cap |" in result.output
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(small_dir, tmp_path, monkeypatch, capsys) -> None:
