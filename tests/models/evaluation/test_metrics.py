@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.evaluation import metrics
 
@@ -80,3 +83,42 @@ def test_catalog_coverage_uses_training_items() -> None:
     # top 2: a {x, z}, b {r, q}, c {x} -> 4 distinct of 6.
     assert metrics.catalog_coverage(train, PRED, k=2) == pytest.approx(4 / 6)
     assert metrics.catalog_coverage(train, PRED, k=1) == pytest.approx(2 / 6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_ndcg_from_hits_agrees_with_ndcg_at_k(data) -> None:
+    """The array twin used by the ranking validation equals the DataFrame metric."""
+    from models.evaluation.metrics import ndcg_at_k, ndcg_from_hits
+
+    n_users = data.draw(st.integers(1, 6))
+    n_items = data.draw(st.integers(3, 15))
+    k = data.draw(st.integers(1, n_items))
+    relevant = data.draw(
+        st.lists(
+            st.lists(st.booleans(), min_size=n_items, max_size=n_items),
+            min_size=n_users,
+            max_size=n_users,
+        )
+    )
+    relevant = np.array(relevant)
+    scores = (
+        np.array(data.draw(st.permutations(list(range(n_users * n_items)))))
+        .reshape(n_users, n_items)
+        .astype(float)
+    )
+    users = [f"u{u}" for u in range(n_users)]
+    items = [f"i{i:02d}" for i in range(n_items)]
+    truth = pd.DataFrame(
+        [(users[u], items[i]) for u in range(n_users) for i in range(n_items) if relevant[u, i]],
+        columns=["user_name", "song_id"],
+    )
+    pred = pd.DataFrame(
+        [(users[u], items[i], scores[u, i]) for u in range(n_users) for i in range(n_items)],
+        columns=["user_name", "song_id", "prediction"],
+    )
+    top = np.argsort(-scores, axis=1)[:, :k]
+    hits = np.take_along_axis(relevant, top, axis=1)
+    expected = ndcg_at_k(truth, pred, k) if len(truth) else float("nan")
+    got = ndcg_from_hits(hits, relevant.sum(axis=1))
+    assert (np.isnan(expected) and np.isnan(got)) or got == pytest.approx(expected, abs=1e-12)
