@@ -87,6 +87,10 @@ class TrainedModel:
         for array in (self.song_ids, self.item_factors, self.item_bias):
             _read_only(array)
         object.__setattr__(self, "_index", {sid: i for i, sid in enumerate(self.song_ids)})
+        # Plain arrays of names: a pandas lookup per cell cost more than ranking itself.
+        for column in ("artist_name", "track_name"):
+            names = self.songs[column].astype(str).to_numpy(dtype=object)
+            object.__setattr__(self, f"{column}s", _read_only(names))
 
     @property
     def n_songs(self) -> int:

@@ -103,8 +103,7 @@ def check_request(n: int, mode: str, rank_by: str) -> None:
 
 
 def _name(model: TrainedModel, index: int) -> str:
-    songs = model.songs
-    return f"{songs['artist_name'].iat[index]} – {songs['track_name'].iat[index]}"
+    return f"{model.artist_names[index]} – {model.track_names[index]}"
 
 
 def _clip(score: float) -> float:
@@ -117,8 +116,8 @@ def popular(model: TrainedModel, n: int) -> RecommendationResult:
     items = [
         Recommendation(
             str(model.song_ids[i]),
-            str(model.songs["artist_name"].iat[i]),
-            str(model.songs["track_name"].iat[i]),
+            model.artist_names[i],
+            model.track_names[i],
             _clip(model.global_mean + float(model.item_bias[i])),
             None,
         )
@@ -165,8 +164,8 @@ def _items(
     return [
         Recommendation(
             str(model.song_ids[pick]),
-            str(model.songs["artist_name"].iat[pick]),
-            str(model.songs["track_name"].iat[pick]),
+            model.artist_names[pick],
+            model.track_names[pick],
             _clip(predicted[pick]),
             f"because you rated {_name(model, int(reason))}",
         )

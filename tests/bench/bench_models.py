@@ -1,4 +1,4 @@
-"""Models benchmark: fold-in vs retrain, grid search wall time, artifact size, peak memory.
+"""Models benchmark: instant vs exact retrain, latency, artifact size, planted taste, memory.
 
 At the reference's scale (`--scale reference`: 2,458 users x 10,000 songs, about 1.28M
 ratings, SVD with 150 factors) or a small one for a quick look (`--scale small`). The data
@@ -26,18 +26,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from etl.pipeline import EtlRun, run_listens  # noqa: E402
 from etl.sample import SampleSpec, sample_listens  # noqa: E402
-from models.artifact import TrainedModel, load_model, save_model  # noqa: E402
+from etl.sample import _catalog as sample_catalog  # noqa: E402
+from etl.songs import song_id  # noqa: E402
+from models.artifact import TrainedModel, save_model  # noqa: E402
 from models.data import load_ratings, ratings_fingerprint, trim_top_songs  # noqa: E402
-from models.recommend import recommend  # noqa: E402
-from models.train import fit_final, train  # noqa: E402
+from models.ranking.train import train_ranking  # noqa: E402
+from models.rating.foldin import one_blas_thread  # noqa: E402
+from models.recommend import listener_ratings  # noqa: E402
+from models.recommender import Recommender  # noqa: E402
+from models.similar import top_indices  # noqa: E402
+from models.train import fit_final, save_result, train  # noqa: E402
 
 SCALES = {
     # users, songs, listens (about 4.3 listens per user-song pair in the sample generator)
-    "reference": dict(users=2_458, songs=10_000, listens=5_600_000, retrain_listeners=4),
-    "small": dict(users=600, songs=3_000, listens=400_000, retrain_listeners=3),
+    "reference": dict(
+        users=2_458, songs=10_000, listens=5_600_000, retrain_listeners=2, exact_listeners=10
+    ),
+    "small": dict(users=600, songs=3_000, listens=400_000, retrain_listeners=2, exact_listeners=5),
 }
 REFERENCE_SVD = {"n_factors": 150, "reg_all": 0.1, "lr_all": 0.005, "n_epochs": 20}
 HELD_OUT = 50
+PLANTED_LISTENERS = 100
+MODEL_FILES = ("item_factors.npy", "rank_vectors.npy", "rank_listeners.npy", "ratings.parquet")
 RATED_PER_LISTENER = 20
 SEED = 42
 
@@ -80,6 +90,58 @@ def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.iterdir()) / 2**20
 
 
+def genre_of_songs(scale: dict) -> dict[str, int]:
+    """The sample generator's genre of every song id (the generator's own catalogue)."""
+    spec = SampleSpec(users=scale["users"], songs=scale["songs"], listens=scale["listens"])
+    catalog = sample_catalog(spec, np.random.default_rng(spec.seed))
+    names = zip(catalog.artist_of_song, catalog.track_names, strict=True)
+    return {
+        song_id(catalog.artist_names[artist], track): int(catalog.genre_of_song[i])
+        for i, (artist, track) in enumerate(names)
+    }
+
+
+def planted_taste(recommender: Recommender, scale: dict) -> None:
+    """Five songs of one genre rated 10, two of another rated 2; similar songs and artists."""
+    model = recommender.model
+    genre = genre_of_songs(scale)
+    by_genre: dict[int, list[str]] = {}
+    for sid in model.song_ids:
+        by_genre.setdefault(genre[sid], []).append(sid)
+    rng = np.random.default_rng(SEED)
+    genres = [g for g, songs in by_genre.items() if len(songs) >= 40]
+    liked_counts, disliked_counts = [], []
+    for _ in range(PLANTED_LISTENERS):
+        liked, disliked = rng.choice(genres, 2, replace=False)
+        # Songs a fan would know: among the genre's 40 most played in the model.
+        rated = [(s, 10) for s in rng.choice(by_genre[liked][:40], 5, replace=False)]
+        rated += [(s, 2) for s in rng.choice(by_genre[disliked][:40], 2, replace=False)]
+        picks = [genre[i.song_id] for i in recommender.recommend(rated, 10).items]
+        liked_counts.append(picks.count(liked))
+        disliked_counts.append(picks.count(disliked))
+    print(
+        f"planted taste ({PLANTED_LISTENERS} listeners: 5 songs of a genre rated 10, 2 of "
+        f"another rated 2): liked genre {np.mean(liked_counts):.2f}/10 on average, worst "
+        f"{min(liked_counts)}; disliked genre {np.mean(disliked_counts):.2f}/10"
+    )
+    songs = rng.choice(model.song_ids[:2000], 100, replace=False)
+    same = [
+        sum(genre[i.song_id] == genre[s] for i in recommender.similar_songs(s, 10)) for s in songs
+    ]
+    artist_genre = {
+        a: genre[s] for a, s in zip(model.songs["artist_name"], model.song_ids, strict=True)
+    }
+    artists = rng.choice(list(model.songs["artist_name"].unique()[:500]), 50, replace=False)
+    near = [
+        sum(artist_genre[n.artist_name] == artist_genre[a] for n in recommender.similar_artists(a))
+        for a in artists
+    ]
+    print(
+        f"similar songs, same genre: {np.mean(same):.2f}/10 (100 songs); similar artists, "
+        f"same genre: {np.mean(near):.2f}/10 (50 artists)"
+    )
+
+
 def main() -> None:
     """Run the benchmark and print its numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -106,9 +168,7 @@ def main() -> None:
         result = train(data, grid=grid, jobs=args.jobs, seed=SEED)
         total = time.perf_counter() - started
         out = work / f"model-{grid}"
-        save_model(
-            result.model, out, ratings=result.ratings, fingerprint=result.fingerprint, force=True
-        )
+        save_result(result, out, force=True)
         rep = result.report
         print(
             f"grid {grid} --jobs {args.jobs}: GridSearchCV {rep['grid_seconds']:.1f} s, "
@@ -130,25 +190,35 @@ def main() -> None:
     started = time.perf_counter()
     factors, bias, mean = fit_final(train_rows, kept_songs, REFERENCE_SVD, SEED)
     fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    ranking = train_ranking(train_rows, kept_songs, data, None, SEED)
+    rank_seconds = time.perf_counter() - started
     trained = TrainedModel(
         kept_songs["song_id"].to_numpy(dtype=object),
         factors,
         bias,
         mean,
-        {**REFERENCE_SVD, "seed": SEED},
+        {**REFERENCE_SVD, "seed": SEED, "ranking": ranking.report},
         kept_songs,
+        ranking=ranking.model,
     )
     out = work / "model-150"
     save_model(
         trained, out, ratings=train_rows, fingerprint=ratings_fingerprint(train_rows), force=True
     )
     started = time.perf_counter()
-    model = load_model(out)
+    recommender = Recommender.load(out)
     load_ms = 1000 * (time.perf_counter() - started)
+    model = recommender.model
+    mb = {name: (out / name).stat().st_size / 2**20 for name in MODEL_FILES}
     print(
-        f"SVD 150 factors on {len(train_rows):,} ratings: fit {fit_seconds:.1f} s; "
-        f"artifact {folder_mb(out):.1f} MB ({(out / 'item_factors.npy').stat().st_size / 2**20:.1f}"
-        f" MB factors, {(out / 'ratings.parquet').stat().st_size / 2**20:.1f} MB ratings); "
+        f"rating SVD 150 factors on {len(train_rows):,} ratings: fit {fit_seconds:.1f} s; "
+        f"ranking model (validation + fit): {rank_seconds:.1f} s, {ranking.model.params}"
+    )
+    print(
+        f"artifact {folder_mb(out):.1f} MB ("
+        + ", ".join(f"{name} {size:.1f} MB" for name, size in mb.items())
+        + f"); ranking model alone {mb['rank_vectors.npy'] + mb['rank_listeners.npy']:.1f} MB; "
         f"load with checksums {load_ms:.0f} ms"
     )
 
@@ -158,52 +228,72 @@ def main() -> None:
         pick = rows.sample(min(RATED_PER_LISTENER, len(rows)), random_state=SEED)
         listeners.append(list(zip(pick["song_id"], pick["rating"].astype(int), strict=True)))
         hidden.append(set(rows["song_id"]) - set(pick["song_id"]))
-    latencies = []
-    for _ in range(5):
-        for rated in listeners:
-            started = time.perf_counter()
-            recommend(model, rated, 10)
-            latencies.append(1000 * (time.perf_counter() - started))
-    p50 = statistics.median(latencies)
-    p95 = float(np.percentile(latencies, 95))
+
+    def timed(call, repeat: int = 5) -> list[float]:
+        times = []
+        for _ in range(repeat):
+            for rated in listeners:
+                started = time.perf_counter()
+                call(rated)
+                times.append(1000 * (time.perf_counter() - started))
+        return times
+
+    def floor(rated) -> None:
+        # The numpy floor: the listener's row times the song vectors, and the top 10.
+        idx, values = listener_ratings(model, rated)
+        top_indices(ranking.model.score(idx, values), idx, 10)
+
+    with one_blas_thread():
+        floor_ms = timed(floor)
+    instant_ms = timed(lambda rated: recommender.recommend(rated, 10))
+    rating_ms = timed(lambda rated: recommender.recommend(rated, 10, rank_by="rating"))
+    p95 = {
+        name: float(np.percentile(t, 95))
+        for name, t in (("floor", floor_ms), ("instant", instant_ms), ("rating", rating_ms))
+    }
     print(
-        f"fold-in latency ({len(latencies)} calls, {RATED_PER_LISTENER} ratings each): "
-        f"p50 {p50:.2f} ms, p95 {p95:.2f} ms"
+        f"instant recommendation ({len(instant_ms)} calls, {RATED_PER_LISTENER} ratings each): "
+        f"p50 {statistics.median(instant_ms):.2f} ms, p95 {p95['instant']:.2f} ms; numpy floor "
+        f"p95 {p95['floor']:.3f} ms (served / floor {p95['instant'] / p95['floor']:.1f}x); "
+        f"--rank-by rating p95 {p95['rating']:.2f} ms"
     )
 
-    # Quality next to agreement: how many of the top 10 are among the listener's other songs.
-    popular = ids(recommend(model, [], 10 + RATED_PER_LISTENER))
-    hits = {"fold-in": [], "retrain": [], "popular": []}
+    popular = ids(recommender.recommend([], 10 + RATED_PER_LISTENER))
+    hits = {"instant": [], "exact retrain": [], "rank by rating": [], "popular": []}
     for rated, rest in zip(listeners, hidden, strict=True):
-        hits["fold-in"].append(len(set(ids(recommend(model, rated, 10))) & rest))
+        hits["instant"].append(len(set(ids(recommender.recommend(rated, 10))) & rest))
+        by_rating = recommender.recommend(rated, 10, rank_by="rating")
+        hits["rank by rating"].append(len(set(ids(by_rating)) & rest))
         seen = {song for song, _ in rated}
         hits["popular"].append(len(set([s for s in popular if s not in seen][:10]) & rest))
-    retrain_times, fold_vs_retrain, retrain_vs_retrain = [], [], []
-    retrained = scale["retrain_listeners"]
-    for rated, rest in zip(listeners[:retrained], hidden[:retrained], strict=True):
-        fold = ids(recommend(model, rated, 10))
+    exact_times, instant_vs_exact = [], []
+    for rated, rest in zip(listeners[: scale["exact_listeners"]], hidden, strict=False):
         started = time.perf_counter()
-        first = ids(recommend(model, rated, 10, mode="retrain", seed=1))
-        retrain_times.append(time.perf_counter() - started)
-        second = ids(recommend(model, rated, 10, mode="retrain", seed=2))
-        fold_vs_retrain.append(overlap(fold, first))
-        retrain_vs_retrain.append(overlap(first, second))
-        hits["retrain"].append(len(set(first) & rest))
-    retrain = statistics.median(retrain_times)
+        exact = ids(recommender.recommend(rated, 10, mode="retrain"))
+        exact_times.append(time.perf_counter() - started)
+        instant_vs_exact.append(overlap(ids(recommender.recommend(rated, 10)), exact))
+        hits["exact retrain"].append(len(set(exact) & rest))
+    refit_times = []
+    for rated in listeners[: scale["retrain_listeners"]]:
+        started = time.perf_counter()
+        recommender.recommend(rated, 10, mode="retrain", rank_by="rating", seed=1)
+        refit_times.append(time.perf_counter() - started)
+    exact, refit = statistics.median(exact_times), statistics.median(refit_times)
     print(
-        f"retrain (kept ratings + 1 listener, {REFERENCE_SVD['n_factors']} factors): median "
-        f"{retrain:.1f} s over {len(retrain_times)}; retrain / fold-in p50 = "
-        f"{1000 * retrain / p50:,.0f}x"
+        f"exact retrain (ranking SVD recomputed with the listener): median {exact:.2f} s, "
+        f"max {max(exact_times):.2f} s over {len(exact_times)} (first includes reading the "
+        f"ratings: {exact_times[0]:.2f} s); Surprise refit (the reference's retrain) median "
+        f"{refit:.1f} s over {len(refit_times)}: exact / Surprise refit = {exact / refit:.2f}"
     )
     print(
-        f"top-10 overlap: fold-in vs retrain {np.mean(fold_vs_retrain):.1f}/10 "
-        f"{fold_vs_retrain}; retrain vs retrain (seeds 1, 2) "
-        f"{np.mean(retrain_vs_retrain):.1f}/10 {retrain_vs_retrain}"
+        f"top-10 overlap, instant vs exact retrain: {np.mean(instant_vs_exact):.1f}/10 "
+        f"{instant_vs_exact}"
     )
     print(
         "hits@10 among the listener's other songs: "
         + ", ".join(f"{k} {np.mean(v):.2f} ({len(v)} listeners)" for k, v in hits.items())
     )
+    planted_taste(recommender, scale)
     print(f"peak memory: {peak_rss()}")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
