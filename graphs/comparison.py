@@ -95,8 +95,9 @@ def evaluation_figure(evaluation: pd.DataFrame) -> plt.Figure:
     colors = {
         "most_popular": "#999999",
         "als": "#c4663a",
-        "svd": "#3b6ea8",
-        "svd_foldin": "#5a9e5a",
+        "item_knn": "#8a6bb8",
+        "ranker": "#2f7d4f",
+        "rank_by_rating": "#3b6ea8",
     }
     for row, split in enumerate(splits):
         rows = evaluation[evaluation["split"] == split]
@@ -108,7 +109,12 @@ def evaluation_figure(evaluation: pd.DataFrame) -> plt.Figure:
         for col, metric in enumerate(metrics):
             ax = axes[row, col]
             ax.barh(
-                positions, rows[metric], color=[colors.get(m, "#777777") for m in rows["model"]]
+                positions,
+                rows[metric],
+                color=[
+                    colors.get(m, "#d9a23a" if m.startswith("ease") else "#777777")
+                    for m in rows["model"]
+                ],
             )
             ax.set_yticks(positions, labels)
             ax.invert_yaxis()

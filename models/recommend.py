@@ -50,6 +50,7 @@ class Recommendation:
     track_name: str
     predicted_rating: float
     because: str | None
+    because_song_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def _items(
             model.track_names[pick],
             _clip(predicted[pick]),
             f"because you rated {_name(model, int(reason))}",
+            str(model.song_ids[reason]),
         )
         for pick, reason in zip(picks, reasons, strict=True)
     ]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csr_matrix
+from scipy.sparse import csc_matrix, csr_matrix
 
 from models.artifact import TrainedModel, load_model
 from models.ranking.matrix import listener_weights
@@ -37,7 +38,8 @@ class Recommender:
     def __init__(self, model: TrainedModel) -> None:
         self.model = model
         self._matrix: csr_matrix | None = None
-        self._lock = threading.Lock()
+        self._listeners_of: csc_matrix | None = None
+        self._lock = threading.RLock()  # reentrant: co_listeners reads the matrix under it
 
     @classmethod
     def load(cls, model_dir: Path) -> Recommender:
@@ -56,6 +58,33 @@ class Recommender:
             if self._matrix is None:
                 self._matrix = training_matrix(self.model)
             return self._matrix
+
+    def co_listeners(self, song_a: str, song_b: str) -> int:
+        """How many training listeners played both songs."""
+        with self._lock:
+            if self._listeners_of is None:
+                self._listeners_of = self.training_matrix().tocsc()
+            columns = self._listeners_of
+        a, b = self.model.index_of(song_a), self.model.index_of(song_b)
+        first = columns.indices[columns.indptr[a] : columns.indptr[a + 1]]
+        second = columns.indices[columns.indptr[b] : columns.indptr[b + 1]]
+        return len(np.intersect1d(first, second, assume_unique=True))
+
+    def explain(self, result: RecommendationResult) -> RecommendationResult:
+        """Adds to each reason how many listeners of the rated song also play the pick."""
+        items = []
+        for item in result.items:
+            if item.because_song_id is None:
+                items.append(item)
+                continue
+            shared = self.co_listeners(item.because_song_id, item.song_id)
+            listeners = (
+                "listener who plays it also plays"
+                if shared == 1
+                else ("listeners who play it also play")
+            )
+            items.append(replace(item, because=f"{item.because} ({shared} {listeners} this)"))
+        return replace(result, items=items)
 
     def refit(self, idx: np.ndarray, ratings: np.ndarray) -> RankingModel:
         """The ranking model recomputed with one listener added (the exact retrain)."""
@@ -78,10 +107,18 @@ class Recommender:
         rank_by: str = "taste",
         progress: Callable[[int, int], None] | None = None,
         seed: int | None = None,
+        explain: bool = True,
     ) -> RecommendationResult:
-        """The top `n` unrated songs (see models.recommend.recommend)."""
+        """The top `n` unrated songs (see models.recommend.recommend).
+
+        With `explain`, each reason also counts the training listeners who play both the
+        rated song and the pick (the training ratings are read once, on first use).
+        """
         with one_blas_thread():
-            return recommend(self.model, rated, n, mode, progress, seed, rank_by, refit=self.refit)
+            result = recommend(
+                self.model, rated, n, mode, progress, seed, rank_by, refit=self.refit
+            )
+        return self.explain(result) if explain else result
 
     def recommend_many(
         self, listeners: Iterable[Sequence[tuple[str, int]]], n: int = 10, rank_by: str = "taste"

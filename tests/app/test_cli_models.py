@@ -90,9 +90,12 @@ def test_recommend_json_follows_taste(model_dir):
     items = json.loads(out)
     assert len(items) == 5
     fields = {"rank", "song_id", "artist_name", "track_name", "predicted_rating", "because"}
-    assert set(items[0]) == fields and [i["rank"] for i in items] == [1, 2, 3, 4, 5]
+    assert set(items[0]) == fields | {"because_song_id"}
+    assert [i["rank"] for i in items] == [1, 2, 3, 4, 5]
     assert sum(item["artist_name"].startswith("Band B") for item in items) >= 4
     assert all(item["because"].startswith("because you rated Band B") for item in items)
+    assert all(item["because_song_id"] in {r.split("=")[1] for r in rates} for item in items)
+    assert all("who play it also play this)" in item["because"] for item in items)
 
 
 def test_recommend_rank_by_rating_is_labelled(model_dir):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.errors import ModelError
 from models.ranking.matrix import listener_weights
 from models.ranking.retrain import refit_with_listener
 from models.recommend import EMPTY_FALLBACK, recommend, training_matrix
+from models.recommender import Recommender
 
 
 def _digest(model) -> str:
@@ -150,3 +152,14 @@ def test_rating_retrain_refits_surprise_with_progress_and_follows_taste(model, t
     again = recommend(model, [(s, 10) for s in songs], 10, mode="retrain", rank_by="rating")
     assert again == result  # seeded with the model's seed: repeatable
     assert _digest(model) == before
+
+
+def test_recommender_counts_listeners_of_both_songs(model, model_dir) -> None:
+    ratings = pd.read_parquet(model_dir / "ratings.parquet")
+    listeners = ratings.groupby("song_id")["user_name"].agg(set)
+    rated = [(model.song_ids[5], 10), (model.song_ids[47], 9)]
+    for item in Recommender(model).recommend(rated, 10).items:
+        both = len(listeners[item.because_song_id] & listeners[item.song_id])
+        assert item.because.endswith(f"({both} listeners who play it also play this)") or (
+            both == 1 and item.because.endswith("(1 listener who plays it also plays this)")
+        )
