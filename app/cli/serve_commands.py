@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from models.artifact import verify_model
+from models.artifact import load_model
 
 PAGE = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 
@@ -46,8 +46,9 @@ def streamlit_command(port: int, host: str) -> list[str]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 def app_command(model_dir: Path, port: int, host: str) -> None:
     """Serve the recommender page on http://HOST:PORT (Ctrl+C stops it)."""
-    # Fail here with one line rather than in the browser: a missing or tampered model.
-    verify_model(model_dir)
+    # Fail here with one line rather than in the browser: a missing, tampered or malformed
+    # model (the same loader the page uses: checksums, then dtypes, shapes, finite values).
+    load_model(model_dir)
     env = {**os.environ, "SONGREC_MODEL": str(model_dir.resolve())}
     click.echo(f"songrec: serving {model_dir} on http://{host}:{port}", err=True)
     code = subprocess.call(streamlit_command(port, host), env=env)

@@ -33,7 +33,7 @@ from page_server import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
 from app.listening_list import from_pairs  # noqa: E402
 from app.saved_list import ListStore, new_token  # noqa: E402
 from models.artifact import TrainedModel, load_model, save_model  # noqa: E402
-from models.recommend import recommend  # noqa: E402
+from models.recommender import Recommender  # noqa: E402
 
 SVD_150 = {"n_factors": 150, "reg_all": 0.1, "lr_all": 0.005, "n_epochs": 20}
 RATED = 20
@@ -46,6 +46,7 @@ def build_model(work: Path) -> Path:
     from etl.pipeline import EtlRun, run_listens
     from etl.sample import SampleSpec, sample_listens
     from models.data import load_ratings, ratings_fingerprint, trim_top_songs
+    from models.ranking.train import train_ranking
     from models.train import fit_final
 
     out = work / "model-150"
@@ -56,13 +57,15 @@ def build_model(work: Path) -> Path:
     run_listens(EtlRun(source="bench sample", out_dir=data, force=True), sample_listens(spec))
     kept, songs, _ = trim_top_songs(*load_ratings(data), 10_000)
     factors, bias, mean = fit_final(kept, songs, SVD_150, SEED)
+    ranking = train_ranking(kept, songs, data, None, SEED)
     model = TrainedModel(
         songs["song_id"].to_numpy(dtype=object),
         factors,
         bias,
         mean,
-        {**SVD_150, "seed": SEED},
+        {**SVD_150, "seed": SEED, "ranking": ranking.report},
         songs,
+        ranking=ranking.model,
     )
     return save_model(model, out, ratings=kept, fingerprint=ratings_fingerprint(kept))
 
@@ -151,7 +154,7 @@ async def browser_part(url: str, tokens: list[str], cli_pid: int, started: float
 
         (c1, slow), (c2, fast) = [await open_with_list(browser, url, t, RATED) for t in tokens[:2]]
         retraining = asyncio.ensure_future(click_to_results(slow, "Exact retrain"))
-        await asyncio.sleep(2.0)  # well into the retrain's epochs
+        await asyncio.sleep(0.3)  # the retrain (about a second) is under way
         during = [await click_to_results(fast) for _ in range(3)]
         await retraining
         print(f"instant for one visitor while another retrains: {stats(during)}")
@@ -164,16 +167,18 @@ def model_part(model: TrainedModel, lists: list[list[tuple[str, int]]]) -> None:
     times = []
     # The page runs BLAS on one thread per call (app/session.py); measure the same.
     threadpool_limits(limits=1, user_api="blas")
+    recommender = Recommender(model)
+    recommender.recommend(lists[0], 10)  # the first call reads the ratings for the reasons
     for rated in lists * 5:
         started = time.perf_counter()
-        recommend(model, rated, 10)
+        recommender.recommend(rated, 10)
         times.append(1000 * (time.perf_counter() - started))
     print(
-        f"model part, instant (recommend(), {RATED} ratings): median "
+        f"model part, instant (Recommender.recommend, {RATED} ratings): median "
         f"{statistics.median(times):.1f} ms, p95 {np.percentile(times, 95):.1f} ms"
     )
     started = time.perf_counter()
-    recommend(model, lists[0], 10, mode="retrain")
+    recommender.recommend(lists[0], 10, mode="retrain")
     print(f"model part, exact retrain: {time.perf_counter() - started:.1f} s")
 
 

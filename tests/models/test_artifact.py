@@ -115,3 +115,59 @@ def test_a_failed_save_leaves_the_old_model(tmp_path, model):
         save_model(broken, out, force=True)
     assert file_sha256(out / MANIFEST) == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def _reseal(folder) -> None:
+    """Rewrite the manifest so every file's checksum matches again (a consistent folder)."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for name in manifest["files"]:
+        path = folder / name
+        manifest["files"][name] = {"sha256": file_sha256(path), "bytes": path.stat().st_size}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("rank_vectors.npy", lambda a: np.where(a == a.max(), np.nan, a), "not finite"),
+        ("item_bias.npy", lambda a: np.full_like(a, np.inf), "not finite"),
+        ("rank_vectors.npy", lambda a: a.astype(np.float64), "not a float32"),
+        ("rank_listeners.npy", lambda a: a[:-1], "inconsistent ranking model"),
+        ("item_factors.npy", lambda a: a[:, 0], "not a float32 array of 2"),
+    ],
+)
+def test_consistent_but_malformed_arrays_are_refused(tmp_path, model_dir, name, change, message):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    np.save(folder / name, change(np.load(folder / name)))
+    _reseal(folder)
+    with pytest.raises(ModelError, match=message):
+        load_model(folder)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda p: p.pop("global_mean"),
+        lambda p: p.update(global_mean="x"),
+        lambda p: p.pop("ranking"),
+        lambda p: p["ranking"].update(k=0),
+        lambda p: p["ranking"].update(singular_values=[float("nan")]),
+    ],
+)
+def test_consistent_but_malformed_params_are_refused(tmp_path, model_dir, edit):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    params = json.loads((folder / "params.json").read_text())
+    edit(params)
+    (folder / "params.json").write_text(json.dumps(params))
+    _reseal(folder)
+    with pytest.raises(ModelError, match="params.json|ranking parameters"):
+        load_model(folder)
+
+
+def test_a_model_of_an_older_format_asks_for_a_retrain(tmp_path, model_dir):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["format"] = 1
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="retrain with `songrec train`"):
+        load_model(folder)
