@@ -127,11 +127,19 @@ def popular(model: TrainedModel, n: int) -> RecommendationResult:
     return RecommendationResult(items, "popular", "popularity", EMPTY_FALLBACK)
 
 
-def predicted_ratings(model: TrainedModel, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The rating model's prediction for every song, the listener folded in (unclipped)."""
+def predicted_ratings(
+    model: TrainedModel, idx: np.ndarray, values: np.ndarray, songs: np.ndarray | None = None
+) -> np.ndarray:
+    """The rating model's prediction (unclipped), the listener folded in: for every song, or
+    for `songs` only (then indexed like the full array, other entries NaN)."""
     reg = float(model.params.get("reg_all", 0.02))
     bias, user = fold_in(model.item_factors, model.item_bias, model.global_mean, idx, values, reg)
-    return predict_all(model.item_factors, model.item_bias, model.global_mean, bias, user)
+    if songs is None:
+        return predict_all(model.item_factors, model.item_bias, model.global_mean, bias, user)
+    predicted = np.full(model.n_songs, np.nan)
+    factors = model.item_factors[songs].astype(np.float64)
+    predicted[songs] = model.global_mean + bias + model.item_bias[songs] + factors @ user
+    return predicted
 
 
 def taste_reasons(
@@ -216,7 +224,7 @@ def recommend(
         weights = listener_weights(values, ranking.params.gamma)
         picks = top_indices(ranking.score(idx, weights), idx, n)
         reasons = taste_reasons(ranking, idx, weights, picks) if len(picks) else picks
-        predicted = predicted_ratings(model, idx, values)
+        predicted = predicted_ratings(model, idx, values, picks)
     if len(picks) == 0:
         return RecommendationResult([], mode, rank_by, "you rated every song the model knows")
     return RecommendationResult(_items(model, picks, predicted, reasons), mode, rank_by)

@@ -59,31 +59,41 @@ class Recommender:
                 self._matrix = training_matrix(self.model)
             return self._matrix
 
-    def co_listeners(self, song_a: str, song_b: str) -> int:
-        """How many training listeners played both songs."""
+    def co_listeners(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        """For each (song, other song): how many training listeners played both."""
         with self._lock:
             if self._listeners_of is None:
                 self._listeners_of = self.training_matrix().tocsc()
             columns = self._listeners_of
-        a, b = self.model.index_of(song_a), self.model.index_of(song_b)
-        first = columns.indices[columns.indptr[a] : columns.indptr[a + 1]]
-        second = columns.indices[columns.indptr[b] : columns.indptr[b + 1]]
-        return len(np.intersect1d(first, second, assume_unique=True))
+
+        def listeners(song: str) -> np.ndarray:
+            index = self.model.index_of(song)
+            return columns.indices[columns.indptr[index] : columns.indptr[index + 1]]
+
+        masks: dict[str, np.ndarray] = {}
+        counts = []
+        for song, other in pairs:
+            if song not in masks:  # a few rated songs explain all ten picks
+                masks[song] = np.zeros(columns.shape[0], dtype=bool)
+                masks[song][listeners(song)] = True
+            counts.append(int(masks[song][listeners(other)].sum()))
+        return counts
 
     def explain(self, result: RecommendationResult) -> RecommendationResult:
         """Adds to each reason how many listeners of the rated song also play the pick."""
+        explained = [item for item in result.items if item.because_song_id is not None]
+        shared = iter(self.co_listeners([(i.because_song_id, i.song_id) for i in explained]))
         items = []
         for item in result.items:
-            if item.because_song_id is None:
-                items.append(item)
-                continue
-            shared = self.co_listeners(item.because_song_id, item.song_id)
-            listeners = (
-                "listener who plays it also plays"
-                if shared == 1
-                else ("listeners who play it also play")
-            )
-            items.append(replace(item, because=f"{item.because} ({shared} {listeners} this)"))
+            if item.because_song_id is not None:
+                count = next(shared)
+                plays = (
+                    "listener who plays it also plays"
+                    if count == 1
+                    else ("listeners who play it also play")
+                )
+                item = replace(item, because=f"{item.because} ({count} {plays} this)")
+            items.append(item)
         return replace(result, items=items)
 
     def refit(self, idx: np.ndarray, ratings: np.ndarray) -> RankingModel:

@@ -66,9 +66,17 @@ def fold_in(
     penalty = np.full(k + 1, reg * n)
     penalty[0] = bias_reg * n
     with one_blas_thread():
-        gram = design.T @ design
-        gram[np.diag_indices_from(gram)] += penalty
-        solution = np.linalg.solve(gram, design.T @ y)
+        if n <= k and penalty.min() > 0:
+            # Fewer ratings than unknowns (the usual case): the same solution through the
+            # n x n system of the Woodbury identity, (DᵀD + P)⁻¹Dᵀy = P⁻¹Dᵀ(DP⁻¹Dᵀ + I)⁻¹y.
+            scaled = design / penalty[None, :]
+            inner = scaled @ design.T
+            inner[np.diag_indices_from(inner)] += 1.0
+            solution = scaled.T @ np.linalg.solve(inner, y)
+        else:
+            gram = design.T @ design
+            gram[np.diag_indices_from(gram)] += penalty
+            solution = np.linalg.solve(gram, design.T @ y)
     return float(solution[0]), solution[1:]
 
 
