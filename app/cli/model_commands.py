@@ -247,7 +247,7 @@ def recommend_command(
     if rank_by == "rating":
         click.echo("ordered by predicted rating (the reference's order)", err=True)
     for rank, item in enumerate(result.items, 1):
-        reason = f"  ({item.because})" if item.because else ""
+        reason = f" · {item.because}" if item.because else ""
         click.echo(
             f"{rank:>3}. {item.artist_name} – {item.track_name}  "
             f"you'd rate it about {item.predicted_rating:.0f}{reason}"
