@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from etl.listens import BATCH_ROWS, LISTEN_SCHEMA, MAX_TS, MIN_TS, Rejects, parse_listen
 
 BLOCK_BYTES = 32 << 20
+BOM = b"\xef\xbb\xbf"
 READ_BYTES = 4 << 20
 # Python's str.strip() whitespace, so "blank" means here exactly what it means there.
 _PY_SPACE = "".join(f"\\x{{{c:x}}}" for c in range(sys.maxunicode + 1) if chr(c).isspace())
@@ -71,7 +72,9 @@ def block_sql(with_user: bool) -> str:
                coalesce(j.listened_at, j.timestamp) AS ts
         FROM shaped
     ), timed AS (
-        SELECT *, trunc(TRY_CAST(ts AS DOUBLE)) AS secs
+        -- A JSON true would cast to 1: booleans are no time (parse_listen says so too).
+        SELECT *,
+               CASE WHEN json_type(ts) <> 'BOOLEAN' THEN trunc(TRY_CAST(ts AS DOUBLE)) END AS secs
         FROM decoded
     )
     SELECT i, user_name, artist_name, track_name,
@@ -203,8 +206,17 @@ def parse_stream(
     buffer = parser.buffer
     kept = 0  # bytes of an unfinished line carried to the front of the buffer
     line_no = 1
+    first = True
     while True:
         end, eof = _fill(stream, buffer, kept)
+        if first:
+            first = False
+            if buffer.startswith(BOM):
+                # A byte-order mark some editors write: not part of the first listen.
+                buffer[: end - len(BOM)] = buffer[len(BOM) : end]
+                end -= len(BOM)
+        if eof and end == 0:
+            return  # an empty input, or one that ended exactly at a block boundary
         cut = end if eof else buffer.rfind(b"\n", 0, end) + 1
         if cut == 0:
             # A line longer than the buffer: a bigger buffer, then read on.

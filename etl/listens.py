@@ -57,6 +57,13 @@ class Rejects:
         return sum(self.counts.values())
 
 
+def _without_bom(line: bytes | str) -> bytes | str:
+    """The first line of a file without the byte-order mark some editors write."""
+    if isinstance(line, bytes):
+        return line.removeprefix(b"\xef\xbb\xbf")
+    return line.removeprefix("\ufeff")
+
+
 def _text(value: object) -> str | None:
     """A usable name: a string that is not blank."""
     if isinstance(value, str) and value.strip():
@@ -141,6 +148,8 @@ def parse_lines(
     tracks: list[str] = []
     times: list[int] = []
     for number, line in enumerate(lines, start=1):
+        if number == 1:
+            line = _without_bom(line)
         if not line.strip():
             continue
         parsed = parse_listen(line, user)
