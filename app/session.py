@@ -86,6 +86,9 @@ def limit_blas_threads() -> None:
 def _load(folder: str, stamp: int) -> Catalogue:
     # `stamp` (the manifest's mtime) makes a retrained folder load afresh.
     recommender = Recommender.load(Path(folder))
+    # Read the training matrix now, under the loading spinner, not in the first visitor's
+    # click (the reasons and the exact retrain use it: about 1 s at 1.3M ratings).
+    recommender.training_matrix()
     model = recommender.model
     return Catalogue(model, tuple(artists(model)), Path(folder), recommender)
 

@@ -39,7 +39,7 @@ class Recommender:
         self.model = model
         self._matrix: csr_matrix | None = None
         self._listeners_of: csc_matrix | None = None
-        self._lock = threading.RLock()  # reentrant: co_listeners reads the matrix under it
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, model_dir: Path) -> Recommender:
@@ -57,14 +57,13 @@ class Recommender:
         with self._lock:
             if self._matrix is None:
                 self._matrix = training_matrix(self.model)
+                self._listeners_of = self._matrix.tocsc()  # song -> its listeners
             return self._matrix
 
     def co_listeners(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
         """For each (song, other song): how many training listeners played both."""
-        with self._lock:
-            if self._listeners_of is None:
-                self._listeners_of = self.training_matrix().tocsc()
-            columns = self._listeners_of
+        self.training_matrix()
+        columns = self._listeners_of
 
         def listeners(song: str) -> np.ndarray:
             index = self.model.index_of(song)
