@@ -87,10 +87,11 @@ def listener_ratings(
     return np.fromiter(last.keys(), np.int64, len(last)), np.fromiter(last.values(), float)
 
 
-def training_matrix(model: TrainedModel) -> csr_matrix:
-    """The model's kept ratings as the ranking model's matrix (checksum re-verified)."""
-    gamma = model.ranking.params.gamma
-    return rating_matrix(model.read_ratings(), pd.Index(model.song_ids), gamma)[0]
+def training_matrix(model: TrainedModel, ratings: pd.DataFrame | None = None) -> csr_matrix:
+    """The kept ratings as the ranking model's matrix: `ratings`, else the model's own file
+    (checksum re-verified)."""
+    ratings = model.read_ratings() if ratings is None else ratings
+    return rating_matrix(ratings, pd.Index(model.song_ids), model.ranking.params.gamma)[0]
 
 
 def check_request(n: int, mode: str, rank_by: str) -> None:

@@ -1,8 +1,8 @@
 """One face for every caller: the CLI, the page and the benchmarks ask a `Recommender`.
 
 It wraps a trained model (both the ranking model and the rating model) and answers the
-verbs a caller remembers: `fit` and `load` make one, `recommend` and `recommend_many` rank
-songs for new listeners, `fold_in` places a listener in the ranking space, and
+verbs a caller remembers: `fit` and `load` make one, `recommend` ranks songs for a new
+listener, `fold_in` places a listener in the ranking space, and
 `similar_songs` / `similar_artists` use the same ranking vectors. The exact retrain keeps
 the training matrix after its first use, so later retrains skip reading the ratings.
 """
@@ -10,11 +10,12 @@ the training matrix after its first use, so later retrains skip reading the rati
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.sparse import csc_matrix, csr_matrix
 
 from models.artifact import TrainedModel, load_model
@@ -35,8 +36,11 @@ from models.train import TrainResult, train
 class Recommender:
     """Recommendations, fold-in and similar songs/artists from one trained model."""
 
-    def __init__(self, model: TrainedModel) -> None:
+    def __init__(self, model: TrainedModel, ratings: pd.DataFrame | None = None) -> None:
+        """`ratings`: the kept training ratings of a model not saved yet (a saved model
+        reads its own, checksum verified)."""
         self.model = model
+        self._ratings = ratings
         self._matrix: csr_matrix | None = None
         self._listeners_of: csc_matrix | None = None
         self._lock = threading.Lock()
@@ -50,13 +54,13 @@ class Recommender:
     def fit(cls, data_dir: Path, **options) -> tuple[Recommender, TrainResult]:
         """Train on a ratings folder (options as models.train.train); nothing is written."""
         result = train(Path(data_dir), **options)
-        return cls(result.model), result
+        return cls(result.model, result.ratings), result
 
     def training_matrix(self) -> csr_matrix:
         """The kept ratings as the ranking model's matrix (read once, then kept)."""
         with self._lock:
             if self._matrix is None:
-                self._matrix = training_matrix(self.model)
+                self._matrix = training_matrix(self.model, self._ratings)
                 self._listeners_of = self._matrix.tocsc()  # song -> its listeners
             return self._matrix
 
@@ -128,13 +132,6 @@ class Recommender:
                 self.model, rated, n, mode, progress, seed, rank_by, refit=self.refit
             )
         return self.explain(result) if explain else result
-
-    def recommend_many(
-        self, listeners: Iterable[Sequence[tuple[str, int]]], n: int = 10, rank_by: str = "taste"
-    ) -> Iterable[RecommendationResult]:
-        """Instant recommendations for many listeners, one result per listener, lazily."""
-        for rated in listeners:
-            yield self.recommend(rated, n, "foldin", rank_by)
 
     def similar_songs(self, song_id: str, n: int = 10) -> list[SimilarItem]:
         """The `n` songs closest to `song_id` in the ranking space."""

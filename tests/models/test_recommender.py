@@ -1,0 +1,32 @@
+"""Recommender: one face over both models (fit, load, recommend, fold-in, similar)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.ranking.matrix import listener_weights
+from models.recommender import Recommender
+
+
+def test_fit_then_recommend_follows_taste(taste_dir, tiny_grid, taste) -> None:
+    _, _, group_of = taste
+    recommender, result = Recommender.fit(
+        taste_dir, top_songs=1000, grid=str(tiny_grid), jobs=1, seed=3
+    )
+    assert recommender.model is result.model and not result.curve.empty
+    songs = [s for s in recommender.model.song_ids if group_of[s] == 1][:5]
+    items = recommender.recommend([(s, 10) for s in songs], 10).items
+    assert sum(group_of[i.song_id] == 1 for i in items) >= 9
+
+
+def test_load_and_fold_in_place_the_listener_where_scores_come_from(model_dir) -> None:
+    recommender = Recommender.load(model_dir)
+    model = recommender.model
+    rated = [(model.song_ids[i], r) for i, r in ((4, 10), (9, 8), (30, 2))]
+    position = recommender.fold_in(rated)
+    assert position.shape == (model.ranking.rank,)
+    idx = np.array([4, 9, 30])
+    weights = listener_weights(np.array([10.0, 8.0, 2.0]), model.ranking.params.gamma)
+    expected = model.ranking.score(idx, weights)
+    scores = (model.ranking.vectors @ position) * model.ranking.out_scale
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
