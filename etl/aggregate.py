@@ -32,9 +32,12 @@ _PARTIAL_COLUMNS = (
     "user_name, artist_key, track_key, artist_spelling, track_spelling, "
     "plays, first_listened_at, last_listened_at"
 )
-# song_id: the first 16 hex digits of md5(artist_key \x1f track_key). etl.songs has the
-# Python twin; both must agree (tested).
-_SONG_ID_SQL = "substr(md5(artist_key || chr(31) || track_key), 1, 16)"
+# song_id: the first 16 hex digits of md5(<artist_key's UTF-8 length> ':' artist_key
+# track_key): the length prefix keeps two songs from sharing a key. etl.songs.key_text is the
+# Python twin; both must agree (tested on generated unicode).
+_SONG_ID_SQL = (
+    "substr(md5(CAST(strlen(artist_key) AS VARCHAR) || ':' || artist_key || track_key), 1, 16)"
+)
 
 
 class PlaysAggregator:

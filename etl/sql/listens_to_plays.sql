@@ -27,12 +27,16 @@ WITH raw_plays AS (
 )
 SELECT
   user_name,
+  -- TRIM(x, ' '): spaces only; a bare TRIM also strips no-break spaces on DuckDB, which
+  -- would give one song two ids depending on the source.
   LOWER(TRIM(
     -- Most names hold no whitespace run: test before the costlier rewrite.
-    IF(REGEXP_CONTAINS(artist_name, r'\s\s|[\t\n\f\r]'), REGEXP_REPLACE(artist_name, r'\s+', ' '), artist_name)
+    IF(REGEXP_CONTAINS(artist_name, r'\s\s|[\t\n\f\r]'), REGEXP_REPLACE(artist_name, r'\s+', ' '), artist_name),
+    ' '
   )) AS artist_key,
   LOWER(TRIM(
-    IF(REGEXP_CONTAINS(track_name, r'\s\s|[\t\n\f\r]'), REGEXP_REPLACE(track_name, r'\s+', ' '), track_name)
+    IF(REGEXP_CONTAINS(track_name, r'\s\s|[\t\n\f\r]'), REGEXP_REPLACE(track_name, r'\s+', ' '), track_name),
+    ' '
   )) AS track_key,
   artist_name AS artist_spelling,
   track_name AS track_spelling,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etl.aggregate import PlaysAggregator
 from etl.listens import LISTEN_SCHEMA
@@ -31,7 +34,14 @@ def test_song_id_is_stable_and_spelling_blind():
     assert len(ids) == 1
     assert song_id("The Beatles", "Let It Be") != song_id("The Beatles", "Yesterday")
     # The id is a pure function of the key: pinned so a change of hashing is noticed.
-    assert song_id("a", "b") == __import__("hashlib").md5(b"a\x1fb").hexdigest()[:16]
+    assert song_id("a", "b") == __import__("hashlib").md5(b"1:ab").hexdigest()[:16]
+    assert song_id("Björk", "x") == __import__("hashlib").md5("6:björkx".encode()).hexdigest()[:16]
+
+
+def test_no_two_songs_share_a_key():
+    # Joined with a separator, these two once hashed the same.
+    assert song_id("a\x1fb", "c") != song_id("a", "b\x1fc")
+    assert song_id("ab", "c") != song_id("a", "bc")
 
 
 def test_arrow_twin_matches_python():
@@ -73,3 +83,46 @@ def test_blank_names_are_dropped_by_the_query(blank):
     aggregator.add(listens)
     plays, _ = aggregator.finish()
     assert plays.num_rows == 1
+
+
+# Names as hostile data writes them: unicode spaces, case oddities, separators, marks.
+NAME_CHARS = "aZ \t\n\u00a0\u2003\u3000\x1f:İIıẞßǅΣσςÖö\u0301\u200b1"
+names = st.one_of(
+    st.text(alphabet=NAME_CHARS, min_size=1, max_size=8),
+    st.text(min_size=1, max_size=8),
+)
+
+
+def _sql_songs(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """song_id -> the (artist, track) spellings the real aggregation kept for it."""
+    when = datetime(2020, 1, 1, tzinfo=UTC)
+    listens = pa.Table.from_pylist(
+        [
+            {"user_name": "u", "artist_name": a, "track_name": t, "listened_at": when}
+            for a, t in pairs
+        ],
+        schema=LISTEN_SCHEMA,
+    )
+    aggregator = PlaysAggregator()
+    try:
+        aggregator.add(listens)
+        _, songs = aggregator.finish()
+    finally:
+        aggregator.close()
+    return {row["song_id"]: (row["artist_name"], row["track_name"]) for row in songs.to_pylist()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(names, names), min_size=1, max_size=25))
+def test_sql_python_and_arrow_agree_on_generated_unicode(pairs):
+    kept = [
+        (a, t) for a, t in pairs if re.search(r"[^\t\n\f\r ]", a) and re.search(r"[^\t\n\f\r ]", t)
+    ]
+    by_sql = _sql_songs(pairs) if kept else {}
+    # Every listen's song is the song Python computes, and nothing else is there.
+    assert set(by_sql) == {song_id(a, t) for a, t in kept}
+    # One song, one key: spellings the SQL put under one id normalize alike in Python.
+    for sid, (artist, track) in by_sql.items():
+        assert song_id(artist, track) == sid
+    flat = [n for pair in pairs for n in pair]
+    assert normalize_array(pa.array(flat)).to_pylist() == [normalize(n) for n in flat]
