@@ -17,6 +17,7 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl.query import EARLIEST, LATEST, duckdb_plays_sql
 
@@ -63,7 +64,14 @@ class PlaysAggregator:
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.params = {"start": start, "end": end}
+        self._window = (
+            pa.scalar(start, pa.timestamp("s", tz="UTC")),
+            pa.scalar(end, pa.timestamp("s", tz="UTC")),
+        )
         self.listens_seen = 0
+        # Listens of Arrow batches outside [start, end): the query drops them, the report
+        # must still count them (every listen read is kept or counted under a reason).
+        self.outside_window = 0
         self.buffer_rows = buffer_rows
         self._buffer: list[pa.Table] = []
         self._buffered = 0
@@ -84,6 +92,11 @@ class PlaysAggregator:
             self._aggregate(listens)
             return
         self.listens_seen += listens.num_rows
+        times = listens.column("listened_at").cast(pa.timestamp("s", tz="UTC"))
+        outside = pc.or_kleene(
+            pc.less(times, self._window[0]), pc.greater_equal(times, self._window[1])
+        )
+        self.outside_window += int(pc.sum(outside).as_py() or 0)
         self._buffer.append(listens)
         self._buffered += listens.num_rows
         if self._buffered >= self.buffer_rows:

@@ -30,6 +30,10 @@ from etl.ratings import DEFAULT_TRANSFORM, check_transform, transform_ratings
 
 log = logging.getLogger(__name__)
 
+# Reasons for listens the query drops after the parsers kept them.
+OUTSIDE_WINDOW = "outside_time_window"
+BLANK_NAME = "blank_name"
+
 
 @dataclass
 class EtlRun:
@@ -65,10 +69,26 @@ def run_listens(
             if on_batch is not None:
                 on_batch(batch.num_rows)
         listens_read = aggregator.listens_seen + run.rejects.total
+        kept = aggregator.listens_kept()
         plays, songs = aggregator.finish()
     finally:
         aggregator.close()
+    count_dropped(run, aggregator.listens_seen, aggregator.outside_window, kept)
+    if listens_read != kept + run.rejects.total:  # every listen read is kept or counted
+        raise EtlError(
+            f"listens read ({listens_read}) != kept ({kept}) + rejected ({run.rejects.total})"
+        )
     return write_folder(run, plays, songs, listens_read, started)
+
+
+def count_dropped(run: EtlRun, seen: int, outside: int, kept: int) -> None:
+    """Count, by reason, the parsed listens the query dropped: outside --start/--end, or
+    a name blank by the SQL's test (RE2 whitespace only: the parsers catch the rest)."""
+    if outside:
+        run.rejects.add(OUTSIDE_WINDOW, f"{run.start.isoformat()}..{run.end.isoformat()}", outside)
+    blank = seen - outside - kept
+    if blank:
+        run.rejects.add(BLANK_NAME, "names holding only [\\t\\n\\f\\r ]", blank)
 
 
 def run_partial_plays(run: EtlRun, partial: pa.Table, listens_read: int) -> dict:
