@@ -31,8 +31,9 @@ def run_cli(group: click.Group) -> int:
     except EXPECTED_ERRORS as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        click.echo(f"error: {exc.strerror or exc}: {exc.filename}", err=True)
+    except OSError as exc:  # missing files, permissions, a full disk: one line, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
