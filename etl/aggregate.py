@@ -11,14 +11,17 @@ and computes song ids.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from etl.output import clean_leftovers
 from etl.query import EARLIEST, LATEST, duckdb_plays_sql
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 # times the final pairs; capping DuckDB keeps a 10M-listen run under 2 GB (it spills).
 DEFAULT_MEMORY_LIMIT = "1GB"
 BUFFER_ROWS = 4_000_000
+SPILL_PREFIX = "songrec-duckdb-"
 
 # Partial plays as the query returns them; BigQuery's result has the same columns.
 _PARTIAL_COLUMNS = (
@@ -52,17 +56,26 @@ class PlaysAggregator:
         threads: int | None = None,
         buffer_rows: int = BUFFER_ROWS,
     ) -> None:
-        self.con = duckdb.connect(":memory:")
         # Past the limit DuckDB spills to disk; in a private temp folder, not ./.tmp.
-        self._spill = tempfile.mkdtemp(prefix="songrec-duckdb-")
-        self.con.execute(f"SET temp_directory = '{self._spill}'")
-        self.con.execute("SET TimeZone = 'UTC'")
-        # Insertion order is irrelevant here; dropping it lets DuckDB stream and spill.
-        self.con.execute("SET preserve_insertion_order = false")
+        # The pid in the name lets a later run remove the folder of a killed one.
+        clean_leftovers(Path(tempfile.gettempdir()), (SPILL_PREFIX,))
+        self._spill = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
+        # Settings as a config mapping, not SQL text: the path is never pasted into SQL.
+        config = {
+            "temp_directory": self._spill,
+            # Insertion order is irrelevant here; dropping it lets DuckDB stream and spill.
+            "preserve_insertion_order": False,
+        }
         if memory_limit:
-            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            config["memory_limit"] = memory_limit
         if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
+            config["threads"] = int(threads)
+        try:
+            self.con = duckdb.connect(":memory:", config=config)
+            self.con.execute("SET TimeZone = 'UTC'")  # a constant (ICU loads on first SET)
+        except BaseException:
+            shutil.rmtree(self._spill, ignore_errors=True)
+            raise
         self.params = {"start": start, "end": end}
         self._window = (
             pa.scalar(start, pa.timestamp("s", tz="UTC")),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -28,23 +30,90 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
         raise EtlError(f"{out_dir} exists and is not a folder")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _owner(name: str, prefix: str) -> int | None:
+    """The pid written into a leftover's name (`<prefix><pid>-<random>`), if any."""
+    pid, sep, _ = name[len(prefix) :].partition("-")
+    return int(pid) if sep and pid.isdigit() else None
+
+
+def clean_leftovers(folder: Path, prefixes: tuple[str, ...]) -> list[Path]:
+    """Remove `folder`'s entries named `<prefix><pid>-...` whose process is gone (killed
+    runs); returns what was removed. Entries of running processes are left alone."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        for prefix in prefixes:
+            pid = _owner(entry.name, prefix) if entry.name.startswith(prefix) else None
+            if pid is not None and pid != os.getpid() and not _alive(pid):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
+
+
+def _recover(out_dir: Path) -> None:
+    """A run killed between the two renames of the fallback swap left no `out_dir` and
+    the old copy in `.NAME.old-PID-*/x`: put the old copy back."""
+    if out_dir.exists():
+        return
+    prefix = f".{out_dir.name}.old-"
+    for entry in sorted(out_dir.parent.glob(f"{prefix}*")):
+        pid = _owner(entry.name, prefix)
+        if pid is not None and not _alive(pid) and (entry / "x").is_dir():
+            os.replace(entry / "x", out_dir)
+            return
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where
+    the system or the file system cannot."""
+    rename = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if rename is None:
+        return False
+    at_cwd, exchange = -100, 2
+    if rename(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def replace_folder(out_dir: Path, fill: Callable[[Path], None]) -> None:
     """Let `fill` write into a temporary sibling folder, then swap it in as `out_dir`.
 
-    A failure or interrupt inside `fill` removes the temporary folder and leaves any
-    previous `out_dir` untouched. Shared by the ETL output and the model artifact.
+    At no point is there no `out_dir` (once there was one): the swap is one atomic
+    exchange where Linux allows it; elsewhere old aside, new in, and a run killed in
+    between is repaired by the next one (`_recover`). A failure or interrupt inside `fill`
+    removes the temporary folder and leaves any previous `out_dir` untouched; leftovers of
+    killed runs (their pid is in the name) are removed first. Shared by the ETL output and
+    the model artifact.
     """
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    _recover(out_dir)
+    clean_leftovers(out_dir.parent, (f".{out_dir.name}.tmp-", f".{out_dir.name}.old-"))
+    pid = os.getpid()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{pid}-", dir=out_dir.parent))
     try:
         # mkdtemp makes a private folder; the result is as readable as any other folder.
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)
         fill(tmp)
-        if out_dir.exists():
-            # Swap: old aside, new in, old removed; a crash in between leaves one complete copy.
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        if out_dir.exists() and _exchange(tmp, out_dir):
+            shutil.rmtree(tmp, ignore_errors=True)  # now the old folder
+        elif out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{pid}-", dir=out_dir.parent))
             os.replace(out_dir, old / "x")
             os.replace(tmp, out_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -149,10 +149,11 @@ def rerate(data_dir: Path, transform: str) -> dict:
     """Rewrite a folder's ratings with another transform, from its plays (no listens read)."""
     import json
     import os
+    import shutil
 
     import pyarrow.parquet as pq
 
-    from etl.output import read_report
+    from etl.output import read_report, replace_folder
 
     check_transform(transform)
     report = read_report(data_dir)
@@ -160,15 +161,22 @@ def rerate(data_dir: Path, transform: str) -> dict:
     if not plays_path.is_file():
         raise EtlError(f"{data_dir} has no {PLAYS_FILE}")
     ratings = transform_ratings(pq.read_table(plays_path), transform)
-    # Each file is replaced whole; the report changes last, so it never names a transform
-    # whose ratings are not yet in place.
-    tmp = data_dir / f".{RATINGS_FILE}.tmp"
-    write_table(ratings, tmp)
-    os.replace(tmp, data_dir / RATINGS_FILE)
     report["transform"] = transform
-    tmp_report = data_dir / f".{REPORT_FILE}.tmp"
-    tmp_report.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp_report, data_dir / REPORT_FILE)
+
+    def fill(tmp: Path) -> None:
+        # The whole folder is swapped at once: ratings and the report that names their
+        # transform can never disagree. The other files are hard links (no copy) when the
+        # file system allows.
+        for entry in data_dir.iterdir():
+            if entry.name not in (RATINGS_FILE, REPORT_FILE) and entry.is_file():
+                try:
+                    os.link(entry, tmp / entry.name)
+                except OSError:
+                    shutil.copy2(entry, tmp / entry.name)
+        write_table(ratings, tmp / RATINGS_FILE)
+        (tmp / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+
+    replace_folder(data_dir, fill)
     counts = pa.table({"r": ratings.column("rating")}).group_by("r").aggregate([("r", "count")])
     shares = {
         int(r): int(c)
