@@ -80,7 +80,7 @@ def decode(payload: str) -> Entries:
         raise SavedListError("the saved list is too large")
     try:
         document = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting ("[" * 30000) overflows the parser
         raise SavedListError("the saved list is not valid JSON") from None
     if not isinstance(document, dict) or "version" not in document:
         raise SavedListError("the saved list has no version")
