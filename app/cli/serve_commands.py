@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -51,6 +50,9 @@ def app_command(model_dir: Path, port: int, host: str) -> None:
     load_model(model_dir)
     env = {**os.environ, "SONGREC_MODEL": str(model_dir.resolve())}
     click.echo(f"songrec: serving {model_dir} on http://{host}:{port}", err=True)
-    code = subprocess.call(streamlit_command(port, host), env=env)
-    if code not in (0, -2, 130):  # -2 / 130: stopped with Ctrl+C
-        raise click.ClickException(f"streamlit exited with code {code}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the server (exec, not a child): SIGTERM and Ctrl+C reach Streamlit itself, and
+    # no server is left behind when `songrec app` is stopped.
+    command = streamlit_command(port, host)
+    os.execve(command[0], command, env)

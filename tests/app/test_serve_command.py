@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import urllib.request
+
+import pytest
+from page_server import REPO, free_port, wait_healthy
 
 from app.cli.serve_commands import PAGE, streamlit_command
 
@@ -46,3 +52,24 @@ def test_help_names_the_options():
     assert done.returncode == 0
     for option in ("--model", "--port", "--host"):
         assert option in done.stdout
+
+
+def test_sigterm_stops_the_server_itself(model_dir, tmp_path):
+    port = free_port()
+    command = [sys.executable, "-c", "from app.cli import main; main()", "app"]
+    command += ["--model", str(model_dir), "--port", str(port)]
+    env = {**os.environ, "SONGREC_LISTS": str(tmp_path / "lists.sqlite3")}
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        process.send_signal(signal.SIGTERM)  # to `songrec app` only, not a process group
+        process.wait(timeout=20)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
