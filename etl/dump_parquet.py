@@ -63,11 +63,6 @@ def listen_select(schema: pa.Schema, relation: str, extra_columns: str = "") -> 
     """
 
 
-def _literal(path: Path) -> str:
-    """A path as an SQL string literal (quotes doubled)."""
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
@@ -102,22 +97,36 @@ def keep_valid(
     )
 
 
+# DuckDB reads these in a file name as a pattern, even in a parameter ("?.parquet" read
+# every one-letter file): such files are read through pyarrow instead.
+GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
 def read_parquet_files(
     files: list[Path],
     rejects: Rejects,
     on_rows: Callable[[int], None] | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> Iterator[pa.Table]:
-    """Listens of local Parquet files, read by DuckDB (parallel, only the needed columns)."""
+    """Listens of local Parquet files, read by DuckDB (parallel, only the needed columns).
+
+    The paths go to DuckDB as a query parameter, never as SQL text.
+    """
+    plain = [f for f in files if not GLOB_CHARACTERS & set(str(f))]
+    for path in files:
+        if path not in plain:
+            yield from _read_one_file(path, rejects, on_rows, batch_rows)
+    if not plain:
+        return
     con = _connect()
     try:
         sql = listen_select(
-            pq.read_schema(files[0]),
-            f"read_parquet([{', '.join(_literal(f) for f in files)}], "
-            "filename = true, file_row_number = true)",
+            pq.read_schema(plain[0]),
+            "read_parquet($files, filename = true, file_row_number = true)",
             ", filename, file_row_number",
         )
-        for batch in con.sql(sql).to_arrow_reader(batch_rows):
+        reader = con.sql(sql, params={"files": [str(f) for f in plain]}).to_arrow_reader(batch_rows)
+        for batch in reader:
             names = batch.column("filename")
             rows = batch.column("file_row_number")
 
@@ -131,6 +140,21 @@ def read_parquet_files(
                 yield table
     finally:
         con.close()
+
+
+def _read_one_file(
+    path: Path, rejects: Rejects, on_rows: Callable[[int], None] | None, batch_rows: int
+) -> Iterator[pa.Table]:
+    """One local file through pyarrow (a name DuckDB would take for a pattern)."""
+    seen = [0]
+
+    def progress(done: int, total: int) -> None:
+        if on_rows is not None:
+            on_rows(done - seen[0])
+        seen[0] = done
+
+    with open(path, "rb") as stream:
+        yield from read_parquet_stream(stream, path.name, rejects, progress, batch_rows)
 
 
 def read_parquet_stream(

@@ -9,12 +9,14 @@ None of them has listen times, so first/last_listened_at stay empty.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from etl.dump_parquet import GLOB_CHARACTERS
 from etl.errors import EtlError
 from etl.listens import Rejects
 from etl.songs import normalize_array
@@ -26,19 +28,37 @@ ARTIST_LEVEL_TRACK = "(all tracks)"
 UNKNOWN_ARTIST = "(unknown artist)"
 
 
-def _read(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> pa.Table:
-    """Run one DuckDB reader query, turning parse failures into a one-line error."""
+def _read(con: duckdb.DuckDBPyConnection, sql: str, path: Path, files: dict) -> pa.Table:
+    """Run one DuckDB reader query, turning parse failures into a one-line error.
+
+    `files` maps the query's $parameters to paths: paths never enter the SQL text.
+    """
+    with tempfile.TemporaryDirectory(prefix="songrec-paths-") as links:
+        params = {}
+        for name, file in files.items():
+            if GLOB_CHARACTERS & set(str(file)):
+                # DuckDB takes these characters for a pattern even in a parameter: read the
+                # file through a link with a plain name instead.
+                link = Path(links) / f"{name}{file.suffix}"
+                link.symlink_to(Path(file).resolve())
+                file = link
+            params[name] = file.as_posix()
+        return _run(con, sql, path, params)
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, path: Path, params: dict) -> pa.Table:
     try:
-        return con.sql(sql).to_arrow_table()
+        return con.sql(sql, params=params).to_arrow_table()
     except duckdb.Error as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise EtlError(f"{path} is not in the expected format: {first_line}") from None
 
 
-def _csv(path: Path, columns: dict[str, str], header: bool, delim: str = "\\t") -> str:
+def _csv(param: str, columns: dict[str, str], header: bool, delim: str = "\\t") -> str:
+    """A read_csv call on the file given as query parameter `$param` (constants only)."""
     cols = ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items())
     return (
-        f"read_csv('{path.as_posix()}', delim='{delim}', header={str(header).lower()}, "
+        f"read_csv(${param}, delim='{delim}', header={str(header).lower()}, "
         f"columns={{{cols}}}, quote='', escape='', ignore_errors=false, strict_mode=false)"
     )
 
@@ -49,11 +69,9 @@ def read_hetrec(user_artists: Path, artists: Path | None = None) -> pa.Table:
     if not artists.is_file():
         raise EtlError(f"HetRec needs artists.dat beside {user_artists} (or pass --names)")
     con = duckdb.connect()
-    counts = _csv(
-        user_artists, {"user_id": "VARCHAR", "artist_id": "VARCHAR", "w": "VARCHAR"}, True
-    )
+    counts = _csv("counts", {"user_id": "VARCHAR", "artist_id": "VARCHAR", "w": "VARCHAR"}, True)
     names = _csv(
-        artists, {"id": "VARCHAR", "name": "VARCHAR", "url": "VARCHAR", "pic": "VARCHAR"}, True
+        "names", {"id": "VARCHAR", "name": "VARCHAR", "url": "VARCHAR", "pic": "VARCHAR"}, True
     )
     return _read(
         con,
@@ -63,6 +81,7 @@ def read_hetrec(user_artists: Path, artists: Path | None = None) -> pa.Table:
         FROM {counts} c LEFT JOIN {names} n ON trim(c.artist_id) = trim(n.id)
         """,
         user_artists,
+        {"counts": user_artists, "names": artists},
     )
 
 
@@ -75,27 +94,29 @@ def read_lastfm_360k(path: Path) -> pa.Table:
         f"""
         SELECT user AS user_name, artist AS artist_name, '{ARTIST_LEVEL_TRACK}' AS track_name,
                TRY_CAST(plays AS BIGINT) AS plays
-        FROM {_csv(path, cols, False)}
+        FROM {_csv("plays", cols, False)}
         """,
         path,
+        {"plays": path},
     )
 
 
 def read_msd_triplets(path: Path, names: Path | None = None) -> pa.Table:
     """MSD taste-profile `train_triplets.txt` (+ optional `unique_tracks.txt`) -> counted rows."""
     con = duckdb.connect()
-    triplets = _csv(path, {"user": "VARCHAR", "song": "VARCHAR", "plays": "VARCHAR"}, False)
+    triplets = _csv("plays", {"user": "VARCHAR", "song": "VARCHAR", "plays": "VARCHAR"}, False)
     if names is None:
         return _read(
             con,
             f"""SELECT user AS user_name, '{UNKNOWN_ARTIST}' AS artist_name, song AS track_name,
                        TRY_CAST(plays AS BIGINT) AS plays FROM {triplets}""",
             path,
+            {"plays": path},
         )
     # unique_tracks.txt: track_id<SEP>song_id<SEP>artist<SEP>title; one song may have
     # several tracks, any one's names will do.
     # DuckDB delimiters are at most 4 bytes: read whole lines and split on <SEP>.
-    lines = _csv(names, {"line": "VARCHAR"}, False, delim="\x01")
+    lines = _csv("names", {"line": "VARCHAR"}, False, delim="\x01")
     tracks = (
         f"(SELECT split_part(line, '<SEP>', 2) AS song, split_part(line, '<SEP>', 3) AS artist, "
         f"split_part(line, '<SEP>', 4) AS title FROM {lines})"
@@ -110,6 +131,7 @@ def read_msd_triplets(path: Path, names: Path | None = None) -> pa.Table:
         FROM {triplets} t LEFT JOIN n ON t.song = n.song
         """,
         path,
+        {"plays": path, "names": names},
     )
 
 
