@@ -32,9 +32,14 @@ EMPTY_HINT = (
 )
 
 
-def _plain(text: str) -> str:
-    """`text` with Markdown's special characters escaped (names come from the data)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", text)
+def plain(text: str) -> str:
+    """`text` shown as itself where Streamlit renders Markdown (st.markdown, st.table cells).
+
+    Names come from the data: every ASCII punctuation character is backslash-escaped, which
+    CommonMark defines as the literal character, so no emphasis, link, image, KaTeX ($),
+    colour directive (:red[...]) or emoji shortcode (:tada:) can form.
+    """
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
 def _count(n: int) -> str:
@@ -138,10 +143,10 @@ def _result_frame(result: RecommendationResult) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "rank": range(1, len(result.items) + 1),
-            "artist": [item.artist_name for item in result.items],
-            "song": [item.track_name for item in result.items],
+            "artist": [plain(item.artist_name) for item in result.items],
+            "song": [plain(item.track_name) for item in result.items],
             "predicted rating": [f"{item.predicted_rating:.1f}" for item in result.items],
-            "why": [item.because or "popular with everyone" for item in result.items],
+            "why": [plain(item.because or "popular with everyone") for item in result.items],
         }
     )
 
@@ -237,13 +242,13 @@ def explore(catalogue: session.Catalogue) -> None:
     key = _model_key(catalogue)
     left, right = st.columns(2)
     with left:
-        st.markdown(f"**Artists like {_plain(artist)}**")
+        st.markdown(f"**Artists like {plain(artist)}**")
         st.dataframe(
             _artists_like(key, artist, catalogue.recommender), hide_index=True, width="stretch"
         )
     with right:
         if song_id is not None:
-            st.markdown(f"**Songs like {_plain(options[song_id])}**")
+            st.markdown(f"**Songs like {plain(options[song_id])}**")
             st.dataframe(
                 _songs_like(key, song_id, catalogue.recommender), hide_index=True, width="stretch"
             )
