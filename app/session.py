@@ -19,7 +19,7 @@ from pathlib import Path
 import streamlit as st
 from threadpoolctl import threadpool_limits
 
-from app.listening_list import Entries
+from app.listening_list import Entries, clean
 from app.saved_list import ListStore, is_token, new_token, restore
 from models.artifact import MANIFEST, TrainedModel
 from models.recommender import Recommender
@@ -41,6 +41,7 @@ ENTRIES = "songrec_entries"
 NOTICE = "songrec_notice"
 EDITOR_VERSION = "songrec_editor_version"
 RESULT = "songrec_result"
+MODEL_KEY = "songrec_model"
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,28 @@ def start(model: TrainedModel) -> None:
     st.session_state[NOTICE] = notice
     st.session_state[EDITOR_VERSION] = 0
     st.session_state[RESULT] = None
+
+
+def follow(model: TrainedModel) -> None:
+    """On every run: when the served model changed under this session (retrained, replaced),
+    drop list entries it no longer knows, with a notice, and forget the old results."""
+    if st.session_state.get(MODEL_KEY) is model:
+        return
+    first = MODEL_KEY not in st.session_state
+    st.session_state[MODEL_KEY] = model
+    if first:
+        return  # `start` cleaned the list against this very model
+    kept, dropped = clean(st.session_state[ENTRIES], model.has_song)
+    st.session_state[RESULT] = None
+    if dropped:
+        st.session_state[ENTRIES] = kept
+        st.session_state[EDITOR_VERSION] += 1
+        _save(st.session_state[TOKEN], kept)
+        songs = "song" if len(dropped) == 1 else "songs"
+        st.session_state[NOTICE] = (
+            f"The catalogue was updated: {len(dropped)} {songs} of your list are no longer "
+            "in it and were removed."
+        )
 
 
 def _save(token: str, entries: Entries) -> None:

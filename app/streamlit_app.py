@@ -23,6 +23,7 @@ except ModelError as exc:
     st.stop()
 
 session.start(catalogue.model)
+session.follow(catalogue.model)
 st.html(session.cookie_script(st.session_state[session.TOKEN]), unsafe_allow_javascript=True)
 notice = session.take_notice()
 if notice:

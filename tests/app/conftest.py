@@ -87,6 +87,12 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_model_dir(tmp_path_factory) -> Path:
+    """A model of other listening data (other song ids): a retrain on new data."""
+    return build_model(tmp_path_factory.mktemp("other_model"), seed=2)
+
+
+@pytest.fixture(scope="session")
 def model(model_dir):
     """The session's model, loaded separately from the page's cached copy."""
     return load_model(model_dir)

@@ -7,6 +7,7 @@ test (test_browser.py).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from app import session, views
 from app.listening_list import from_pairs
 from app.saved_list import ListStore, encode, new_token
+from etl.output import replace_folder
 from models.artifact import load_model
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
@@ -268,3 +270,27 @@ def test_names_from_the_data_are_shown_as_text_not_markdown():
     shown = views.plain("[click](javascript:alert(1)) **Me** <b>#1</b>")
     assert "[" not in shown.replace("\\[", "") and "*" not in shown.replace("\\*", "")
     assert shown.replace("\\", "") == "[click](javascript:alert(1)) **Me** <b>#1</b>"
+
+
+def test_a_model_replaced_under_an_open_session_drops_stale_songs(
+    model_dir, other_model_dir, model, tmp_path, monkeypatch
+):
+    live = tmp_path / "live"
+    shutil.copytree(model_dir, live)
+    monkeypatch.setenv("SONGREC_MODEL", str(live))
+    monkeypatch.setenv("SONGREC_LISTS", str(tmp_path / "lists.sqlite3"))
+    token = new_token()
+    ListStore(tmp_path / "lists.sqlite3").write_raw(
+        token, encode(from_pairs([(model.song_ids[0], 9), (model.song_ids[1], 4)]))
+    )
+    at = open_page(token)
+    assert listed(at) == {model.song_ids[0]: 9, model.song_ids[1]: 4}
+    button(at, "Recommend songs").click().run()
+    assert len(recommended(at)) == 10
+    # Retrained on other data (other song ids), swapped in while the page is open.
+    replace_folder(live, lambda tmp: shutil.copytree(other_model_dir, tmp, dirs_exist_ok=True))
+    at.run()
+    assert not at.exception
+    assert listed(at) == {}
+    assert any("catalogue was updated: 2 songs" in w.value for w in at.warning)
+    assert not any("predicted rating" in t.value.columns for t in at.table)
