@@ -21,6 +21,7 @@ from models.errors import ModelError
 from models.rating.cost import DataShape, available_memory, estimate
 from models.rating.grid import ALGORITHMS, Grid
 from models.rating.trainset import SortedKFold, to_dataset
+from models.rating.workers import workers_die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ def _score(algorithm: str, params: dict, data, cv: SortedKFold, jobs: int) -> di
     search = GridSearchCV(
         ALGORITHMS[algorithm], one_point, measures=["rmse", "mae"], cv=cv, n_jobs=jobs
     )
-    search.fit(data)
+    with workers_die_with_parent():
+        search.fit(data)
     res = search.cv_results
     return {
         "rmse": float(res["mean_test_rmse"][0]),

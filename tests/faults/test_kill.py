@@ -136,3 +136,62 @@ def test_kill_9_during_etl_ratings_never_mixes_transforms(tmp_path) -> None:
         assert ratings == expected[report["transform"]]
     _run("etl", "ratings", "--data", str(out), "--transform", "cap")
     assert _leftovers(tmp_path) == []
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_kill_9_during_a_parallel_grid_takes_the_workers_down(tmp_path) -> None:
+    data, model = tmp_path / "data", tmp_path / "model"
+    _run("etl", "sample", "--out", str(data), *SAMPLE)
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"folds": 2, "algorithms": {"SVD": {"n_factors": [50], "n_epochs": [400]}}}')
+    child = subprocess.Popen(
+        [*SONGREC, "train", "--data", str(data), "--out", str(model), "--grid", str(grid)]
+        + ["--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.2)
+            workers = [p for p in _children(child.pid) if "popen_loky" in _cmdline(p)]
+        assert len(workers) >= 2, "the grid never started its workers"
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(_gone(p) for p in workers):
+            time.sleep(0.2)
+        assert all(_gone(p) for p in workers)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert not model.exists()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
