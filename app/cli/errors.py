@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import click
+import duckdb
 
 from etl.errors import EtlError
+from models.errors import ModelError
 
 # Core packages each define their own error base class; the CLI knows all of them.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (EtlError,)
-try:
-    from models.errors import ModelError
-
-    EXPECTED_ERRORS += (ModelError,)
-except ImportError:  # pragma: no cover - models area not built yet
-    pass
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (EtlError, ModelError)
+# DuckDB out of disk (its spill folder) or out of memory: the run cannot go on, and a
+# traceback would only hide the one line that says why.
+RESOURCE_ERRORS = (duckdb.IOException, duckdb.OutOfMemoryException)
 
 EXIT_BAD_INPUT = 2
 
@@ -30,6 +29,9 @@ def run_cli(group: click.Group) -> int:
         return exc.exit_code
     except EXPECTED_ERRORS as exc:
         click.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except RESOURCE_ERRORS as exc:
+        click.echo(f"error: {str(exc).strip().splitlines()[0]}", err=True)
         return EXIT_BAD_INPUT
     except OSError as exc:  # missing files, permissions, a full disk: one line, no traceback
         where = f": {exc.filename}" if exc.filename else ""

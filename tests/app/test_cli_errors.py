@@ -20,3 +20,19 @@ def test_a_full_disk_is_one_line() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == ["error: No space left on device"]
+
+
+def test_duckdb_out_of_disk_or_memory_is_one_line() -> None:
+    script = (
+        "import sys, click, duckdb\n"
+        "from app.cli.errors import run_cli\n"
+        "@click.command()\n"
+        "def spill():\n"
+        "    con = duckdb.connect(config={'memory_limit': '20MB'})\n"
+        "    con.execute('SELECT list(range) FROM range(50000000)').fetchall()\n"
+        "sys.exit(run_cli(spill))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr[-500:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr
