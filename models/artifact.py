@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from etl.output import replace_folder
+from models.data import SONG_COLUMNS
 from models.errors import ModelError
 from models.ranking.puresvd import RankingModel, RankingParams
 
@@ -280,8 +281,11 @@ def load_model(model_dir: Path) -> TrainedModel:
         raise ModelError(f"cannot read model in {model_dir}: {exc}") from None
     _check_arrays(model_dir, {FACTORS: (factors, 2), BIAS: (bias, 1)})
     _check_arrays(model_dir, {RANK_VECTORS: (vectors, 2), RANK_LISTENERS: (listeners, 1)})
-    if not isinstance(params, dict) or "song_id" not in songs.columns:
-        raise ModelError(f"{model_dir}: {PARAMS} or {SONGS} does not hold what a model needs")
+    missing = [c for c in SONG_COLUMNS if c not in songs.columns]
+    if missing:
+        raise ModelError(f"{model_dir}: {SONGS} lacks column(s) {', '.join(missing)}")
+    if not isinstance(params, dict):
+        raise ModelError(f"{model_dir}: {PARAMS} is not a mapping of parameters")
     try:
         global_mean = float(params["global_mean"])
         ranking_params = params["ranking"]
@@ -307,6 +311,8 @@ def load_model(model_dir: Path) -> TrainedModel:
 def _check_arrays(model_dir: Path, arrays: dict[str, tuple[np.ndarray, int]]) -> None:
     """float32 arrays of the expected number of dimensions, every value finite."""
     for name, (array, ndim) in arrays.items():
+        if not isinstance(array, np.ndarray):  # an .npz archive saved under an .npy name
+            raise ModelError(f"{model_dir}: {name} is not a single array")
         if array.dtype != np.float32 or array.ndim != ndim:
             raise ModelError(f"{model_dir}: {name} is not a float32 array of {ndim} dimension(s)")
         if not np.isfinite(array).all():

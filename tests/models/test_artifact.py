@@ -171,3 +171,23 @@ def test_a_model_of_an_older_format_asks_for_a_retrain(tmp_path, model_dir):
     (folder / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="retrain with `songrec train`"):
         load_model(folder)
+
+
+def test_an_archive_under_an_array_name_is_refused(tmp_path, model_dir):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    factors = np.load(folder / "item_factors.npy")
+    with open(folder / "item_factors.npy", "wb") as handle:
+        np.savez(handle, factors=factors)
+    _reseal(folder)
+    with pytest.raises(ModelError, match="item_factors.npy is not a single array"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("column", ["song_id", "artist_name", "track_name", "plays"])
+def test_a_songs_table_without_a_needed_column_is_refused(tmp_path, model_dir, column):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    songs = pd.read_parquet(folder / "songs.parquet").drop(columns=[column])
+    songs.to_parquet(folder / "songs.parquet", index=False)
+    _reseal(folder)
+    with pytest.raises(ModelError, match=f"songs.parquet lacks column\\(s\\) {column}"):
+        load_model(folder)
