@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from models.data import RATING_MAX, RATING_MIN
+from songrec.models.data import RATING_MAX, RATING_MIN
 
 # A list longer than this is almost certainly not typed in by hand; it also bounds what
 # one visitor can make the server store.

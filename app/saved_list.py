@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.listening_list import MAX_SONGS, Entries, ListError, as_pairs, clean, from_pairs
+from songrec.app.listening_list import MAX_SONGS, Entries, ListError, as_pairs, clean, from_pairs
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import streamlit as st
 from threadpoolctl import threadpool_limits
 
-from app.listening_list import Entries, clean
-from app.saved_list import ListStore, is_token, new_token, restore
-from models.artifact import MANIFEST, TrainedModel
-from models.recommender import Recommender
-from models.similar import artists
+from songrec.app.listening_list import Entries, clean
+from songrec.app.saved_list import ListStore, is_token, new_token, restore
+from songrec.models.artifact import MANIFEST, TrainedModel
+from songrec.models.recommender import Recommender
+from songrec.models.similar import artists
 
 log = logging.getLogger(__name__)
 

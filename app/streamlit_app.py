@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import session, views
-from models.errors import ModelError
+from songrec.app import session, views
+from songrec.models.errors import ModelError
 
 st.set_page_config(page_title="songrec", page_icon="🎵", layout="wide")
 st.title("songrec")

@@ -13,14 +13,14 @@ import threading
 import pandas as pd
 import streamlit as st
 
-from app import session
-from app.listening_list import Entry as ListEntry
-from app.listening_list import ListError, add, as_pairs, check_rating, clear
-from models.artifact import TrainedModel
-from models.errors import ModelError
-from models.recommend import RecommendationResult
-from models.recommender import Recommender
-from models.similar import songs_by_artist
+from songrec.app import session
+from songrec.app.listening_list import Entry as ListEntry
+from songrec.app.listening_list import ListError, add, as_pairs, check_rating, clear
+from songrec.models.artifact import TrainedModel
+from songrec.models.errors import ModelError
+from songrec.models.recommend import RecommendationResult
+from songrec.models.recommender import Recommender
+from songrec.models.similar import songs_by_artist
 
 MODES = {"Instant (fold-in)": "foldin", "Exact retrain": "retrain"}
 # One exact retrain at a time per server: each recomputes an SVD of every rating (about a

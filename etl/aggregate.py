@@ -21,8 +21,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.output import clean_leftovers
-from etl.query import EARLIEST, LATEST, duckdb_plays_sql
+from songrec.etl.output import clean_leftovers
+from songrec.etl.query import EARLIEST, LATEST, duckdb_plays_sql
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 from google.cloud import bigquery
 
-from etl.aggregate import PlaysAggregator
-from etl.errors import EtlError
-from etl.output import check_out_dir
-from etl.pipeline import EtlRun, write_folder
-from etl.query import PUBLIC_TABLE, bigquery_plays_sql, validate_table
-from etl.ratings import check_transform
+from songrec.etl.aggregate import PlaysAggregator
+from songrec.etl.errors import EtlError
+from songrec.etl.output import check_out_dir
+from songrec.etl.pipeline import EtlRun, write_folder
+from songrec.etl.query import PUBLIC_TABLE, bigquery_plays_sql, validate_table
+from songrec.etl.ratings import check_transform
 
 log = logging.getLogger(__name__)
 

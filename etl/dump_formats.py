@@ -27,7 +27,7 @@ import orjson
 import pyarrow as pa
 import zstandard
 
-from etl.errors import EtlError
+from songrec.etl.errors import EtlError
 
 COMPRESSIONS = (".zst", ".xz", ".gz")
 TAR_SUFFIXES = (".tar", ".tar.zst", ".tar.xz", ".tar.gz", ".tgz")

@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from etl.errors import EtlError
-from etl.listen_blocks import usable_sql
-from etl.listens import BATCH_ROWS, LISTEN_SCHEMA, Rejects
+from songrec.etl.errors import EtlError
+from songrec.etl.listen_blocks import usable_sql
+from songrec.etl.listens import BATCH_ROWS, LISTEN_SCHEMA, Rejects
 
 # What each listen field may be called, in order of preference.
 _USER = (("user_name", "{}"), ("user_id", "CAST({} AS VARCHAR)"))

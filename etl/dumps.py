@@ -23,7 +23,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.dump_formats import (
+from songrec.etl.dump_formats import (
     CORRUPT,
     FORMATS_HELP,
     METADATA_FILES,
@@ -34,10 +34,10 @@ from etl.dump_formats import (
     need_user,
     uncompressed_name,
 )
-from etl.dump_parquet import read_parquet_files, read_parquet_stream
-from etl.errors import EtlError
-from etl.listen_blocks import BlockParser, parse_stream, rebatch
-from etl.listens import Rejects, parse_lines
+from songrec.etl.dump_parquet import read_parquet_files, read_parquet_stream
+from songrec.etl.errors import EtlError
+from songrec.etl.listen_blocks import BlockParser, parse_stream, rebatch
+from songrec.etl.listens import Rejects, parse_lines
 
 log = logging.getLogger(__name__)
 

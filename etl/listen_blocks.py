@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.listens import BATCH_ROWS, LISTEN_SCHEMA, MAX_TS, MIN_TS, Rejects, parse_listen
+from songrec.etl.listens import BATCH_ROWS, LISTEN_SCHEMA, MAX_TS, MIN_TS, Rejects, parse_listen
 
 BLOCK_BYTES = 32 << 20
 BOM = b"\xef\xbb\xbf"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from etl.errors import EtlError
+from songrec.etl.errors import EtlError
 
 PLAYS_FILE = "plays.parquet"
 SONGS_FILE = "songs.parquet"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.aggregate import PlaysAggregator
-from etl.errors import EtlError
-from etl.listens import Rejects
-from etl.output import (
+from songrec.etl.aggregate import PlaysAggregator
+from songrec.etl.errors import EtlError
+from songrec.etl.listens import Rejects
+from songrec.etl.output import (
     PLAYS_FILE,
     RATINGS_FILE,
     REPORT_FILE,
@@ -25,8 +25,8 @@ from etl.output import (
     write_report,
     write_table,
 )
-from etl.query import EARLIEST, LATEST
-from etl.ratings import DEFAULT_TRANSFORM, check_transform, transform_ratings
+from songrec.etl.query import EARLIEST, LATEST
+from songrec.etl.ratings import DEFAULT_TRANSFORM, check_transform, transform_ratings
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def rerate(data_dir: Path, transform: str) -> dict:
 
     import pyarrow.parquet as pq
 
-    from etl.output import read_report, replace_folder
+    from songrec.etl.output import read_report, replace_folder
 
     check_transform(transform)
     report = read_report(data_dir)

@@ -16,10 +16,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.dump_parquet import GLOB_CHARACTERS
-from etl.errors import EtlError
-from etl.listens import Rejects
-from etl.songs import normalize_array
+from songrec.etl.dump_parquet import GLOB_CHARACTERS
+from songrec.etl.errors import EtlError
+from songrec.etl.listens import Rejects
+from songrec.etl.songs import normalize_array
 
 log = logging.getLogger(__name__)
 

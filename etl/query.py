@@ -10,7 +10,7 @@ from importlib import resources
 import sqlglot
 from sqlglot import exp
 
-from etl.errors import EtlError
+from songrec.etl.errors import EtlError
 
 PLACEHOLDER_TABLE = "listen_table"
 PUBLIC_TABLE = "listenbrainz.listenbrainz.listen"
@@ -24,7 +24,7 @@ _TABLE_RE = re.compile(r"^(?:[a-z][a-z0-9-]{4,28}[a-z0-9]\.|[A-Za-z0-9_-]+\.)?\w
 @cache
 def plays_sql_text() -> str:
     """The BigQuery-dialect source of the listens -> plays query."""
-    return resources.files("etl").joinpath("sql/listens_to_plays.sql").read_text()
+    return resources.files(__package__).joinpath("sql/listens_to_plays.sql").read_text()
 
 
 def validate_table(table: str) -> str:

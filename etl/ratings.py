@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from etl.errors import EtlError
+from songrec.etl.errors import EtlError
 
 # Each transform is one SQL expression over a user's plays; the window is per user.
 TRANSFORMS: dict[str, str] = {

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from etl.listens import LISTEN_SCHEMA
+from songrec.etl.listens import LISTEN_SCHEMA
 
 _ADJECTIVES = (
     "Amber Velvet Neon Silver Crimson Hollow Electric Golden Paper Quiet Static Lunar Wild "

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from graphs.distributions import save_figure  # noqa: E402
+from songrec.graphs.distributions import save_figure  # noqa: E402
 
 EVALUATION_METRICS = {
     "precision": "precision@k",

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etl.output import replace_folder
-from models.data import SONG_COLUMNS
-from models.errors import ModelError
-from models.ranking.puresvd import RankingModel, RankingParams
+from songrec.etl.output import replace_folder
+from songrec.models.data import SONG_COLUMNS
+from songrec.models.errors import ModelError
+from songrec.models.ranking.puresvd import RankingModel, RankingParams
 
 log = logging.getLogger(__name__)
 

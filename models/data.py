@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from etl.ratings import transform_ratings
-from models.errors import ModelError
+from songrec.etl.ratings import transform_ratings
+from songrec.models.errors import ModelError
 
 log = logging.getLogger(__name__)
 

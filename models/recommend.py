@@ -22,15 +22,15 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
 
-from models.artifact import TrainedModel
-from models.data import RATING_MAX, RATING_MIN
-from models.errors import ModelError
-from models.ranking.matrix import listener_weights, rating_matrix
-from models.ranking.puresvd import RankingModel
-from models.ranking.retrain import refit_with_listener
-from models.rating.foldin import fold_in, predict_all
-from models.rating.retrain import retrain_listener
-from models.similar import top_indices
+from songrec.models.artifact import TrainedModel
+from songrec.models.data import RATING_MAX, RATING_MIN
+from songrec.models.errors import ModelError
+from songrec.models.ranking.matrix import listener_weights, rating_matrix
+from songrec.models.ranking.puresvd import RankingModel
+from songrec.models.ranking.retrain import refit_with_listener
+from songrec.models.rating.foldin import fold_in, predict_all
+from songrec.models.rating.retrain import retrain_listener
+from songrec.models.similar import top_indices
 
 log = logging.getLogger(__name__)
 

@@ -18,19 +18,19 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csc_matrix, csr_matrix
 
-from models.artifact import TrainedModel, load_model
-from models.ranking.matrix import listener_weights
-from models.ranking.puresvd import RankingModel
-from models.ranking.retrain import refit_with_listener
-from models.rating.foldin import one_blas_thread
-from models.recommend import (
+from songrec.models.artifact import TrainedModel, load_model
+from songrec.models.ranking.matrix import listener_weights
+from songrec.models.ranking.puresvd import RankingModel
+from songrec.models.ranking.retrain import refit_with_listener
+from songrec.models.rating.foldin import one_blas_thread
+from songrec.models.recommend import (
     RecommendationResult,
     listener_ratings,
     recommend,
     training_matrix,
 )
-from models.similar import SimilarArtist, SimilarItem, similar_artists, similar_songs
-from models.train import TrainResult, train
+from songrec.models.similar import SimilarArtist, SimilarItem, similar_artists, similar_songs
+from songrec.models.train import TrainResult, train
 
 
 class Recommender:

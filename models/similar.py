@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.artifact import TrainedModel
-from models.errors import ModelError
+from songrec.models.artifact import TrainedModel
+from songrec.models.errors import ModelError
 
 SEARCH_COLUMNS = ["song_id", "artist_name", "track_name", "plays"]
 

@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 from surprise import accuracy
 
-from models.artifact import TrainedModel, save_model
-from models.data import load_ratings, ratings_fingerprint, trim_top_songs
-from models.errors import ModelError
-from models.ranking.train import CURVE_FILE, train_ranking
-from models.rating.grid import load_grid
-from models.rating.search import best_svd, run_grid
-from models.rating.svd import fit_svd, svd_params
-from models.rating.trainset import trainset_from_frame
+from songrec.models.artifact import TrainedModel, save_model
+from songrec.models.data import load_ratings, ratings_fingerprint, trim_top_songs
+from songrec.models.errors import ModelError
+from songrec.models.ranking.train import CURVE_FILE, train_ranking
+from songrec.models.rating.grid import load_grid
+from songrec.models.rating.search import best_svd, run_grid
+from songrec.models.rating.svd import fit_svd, svd_params
+from songrec.models.rating.trainset import trainset_from_frame
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from app.cli.errors import run_cli
+from songrec.app.cli.errors import run_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,11 +18,11 @@ def cli() -> None:
 
 def _register() -> None:
     """Attach each area's commands; an area that is not built yet is simply absent."""
-    from app.cli import etl_commands
+    from songrec.app.cli import etl_commands
 
     cli.add_command(etl_commands.etl)
     cli.add_command(etl_commands.graphs)
-    for module in ("app.cli.model_commands", "app.cli.evaluate_commands"):
+    for module in ("songrec.app.cli.model_commands", "songrec.app.cli.evaluate_commands"):
         try:
             commands = importlib.import_module(module).COMMANDS
         except ModuleNotFoundError as missing:  # pragma: no cover - area not built yet
@@ -32,7 +32,7 @@ def _register() -> None:
         for command in commands:
             cli.add_command(command)
     try:
-        from app.cli import serve_commands
+        from songrec.app.cli import serve_commands
     except ImportError:  # pragma: no cover - area not built yet
         serve_commands = None
     if serve_commands is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import duckdb
 
-from etl.errors import EtlError
-from models.errors import ModelError
+from songrec.etl.errors import EtlError
+from songrec.models.errors import ModelError
 
 # Core packages each define their own error base class; the CLI knows all of them.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (EtlError, ModelError)

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from app.cli.etl_commands import FORCE_OPTION, TRANSFORM_OPTION, echo_report, parse_date
-from etl.query import PUBLIC_TABLE
+from songrec.app.cli.etl_commands import FORCE_OPTION, TRANSFORM_OPTION, echo_report, parse_date
+from songrec.etl.query import PUBLIC_TABLE
 
 
 def _emulator_host() -> str | None:
@@ -72,10 +72,10 @@ def bigquery(
     force: bool,
 ) -> None:
     """Aggregate ListenBrainz listens in BigQuery (GROUP BY there, only plays come down)."""
-    from etl import bigquery as bq
-    from etl.output import check_out_dir
-    from etl.pipeline import EtlRun
-    from etl.query import validate_table
+    from songrec.etl import bigquery as bq
+    from songrec.etl.output import check_out_dir
+    from songrec.etl.pipeline import EtlRun
+    from songrec.etl.query import validate_table
 
     start_at, end_at = parse_date(start, "--start"), parse_date(end, "--end")
     validate_table(table)

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from etl.pipeline import EtlRun, rerate, run_listens
-from etl.ratings import DEFAULT_TRANSFORM, TRANSFORMS
-from etl.sample import (
+from songrec.etl.pipeline import EtlRun, rerate, run_listens
+from songrec.etl.ratings import DEFAULT_TRANSFORM, TRANSFORMS
+from songrec.etl.sample import (
     DEFAULT_LISTENS,
     DEFAULT_SEED,
     DEFAULT_SONGS,
@@ -104,7 +104,11 @@ def ratings(data_dir: Path, transform: str) -> None:
 
 
 # Each source lives in its own module; a module exposes `COMMANDS` for this group.
-for _module in ("app.cli.etl_dump", "app.cli.etl_bigquery", "app.cli.etl_plays"):
+for _module in (
+    "songrec.app.cli.etl_dump",
+    "songrec.app.cli.etl_bigquery",
+    "songrec.app.cli.etl_plays",
+):
     try:
         for _command in importlib.import_module(_module).COMMANDS:
             etl.add_command(_command)
@@ -144,7 +148,7 @@ def graphs(
     """Write the charts (PNG) for a ratings folder, a model and an evaluation."""
     import pandas as pd
 
-    from graphs.distributions import plot_distributions
+    from songrec.graphs.distributions import plot_distributions
 
     if data_dir is None and model_dir is None and evaluation is None:
         raise click.UsageError("give at least one of --data, --model, --evaluation")
@@ -152,7 +156,7 @@ def graphs(
     if data_dir is not None:
         written += plot_distributions(data_dir, out_dir)
     if model_dir is not None or evaluation is not None:
-        from graphs import comparison
+        from songrec.graphs import comparison
 
         if model_dir is not None:
             written += comparison.plot_gscv(pd.read_csv(model_dir / "gscv_results.csv"), out_dir)

@@ -7,13 +7,19 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from app.cli.etl_commands import FORCE_OPTION, OUT_OPTION, TRANSFORM_OPTION, echo_report, parse_date
-from etl.dump_formats import plan_inputs, total_bytes
-from etl.dumps import read_inputs
-from etl.errors import EtlError
-from etl.output import check_out_dir
-from etl.pipeline import EtlRun, run_listens
-from etl.query import EARLIEST, LATEST
+from songrec.app.cli.etl_commands import (
+    FORCE_OPTION,
+    OUT_OPTION,
+    TRANSFORM_OPTION,
+    echo_report,
+    parse_date,
+)
+from songrec.etl.dump_formats import plan_inputs, total_bytes
+from songrec.etl.dumps import read_inputs
+from songrec.etl.errors import EtlError
+from songrec.etl.output import check_out_dir
+from songrec.etl.pipeline import EtlRun, run_listens
+from songrec.etl.query import EARLIEST, LATEST
 
 
 @click.command()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from app.cli.etl_commands import FORCE_OPTION, OUT_OPTION, TRANSFORM_OPTION, echo_report
-from etl.listens import Rejects
-from etl.output import check_out_dir
-from etl.pipeline import EtlRun, run_partial_plays
-from etl.plays_formats import FORMATS, read_counted, to_partial_plays
+from songrec.app.cli.etl_commands import FORCE_OPTION, OUT_OPTION, TRANSFORM_OPTION, echo_report
+from songrec.etl.listens import Rejects
+from songrec.etl.output import check_out_dir
+from songrec.etl.pipeline import EtlRun, run_partial_plays
+from songrec.etl.plays_formats import FORMATS, read_counted, to_partial_plays
 
 
 @click.command()

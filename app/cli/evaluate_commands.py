@@ -8,15 +8,15 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
-from models.errors import ModelError
-from models.evaluation.evaluate import (
+from songrec.models.errors import ModelError
+from songrec.models.evaluation.evaluate import (
     DEFAULT_TOP_SONGS,
     DEFAULT_TRANSFORMS,
     EVAL_EASE,
     evaluate,
     write_evaluation,
 )
-from models.evaluation.metrics import DEFAULT_K
+from songrec.models.evaluation.metrics import DEFAULT_K
 
 # Column headers of the printed table (the CSV keeps the plain names).
 HEADERS = {

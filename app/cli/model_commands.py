@@ -11,12 +11,12 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from models.artifact import load_model
-from models.errors import ModelError
-from models.recommend import MODES, RANK_BY, RecommendationResult
-from models.recommender import Recommender
-from models.similar import search_songs
-from models.train import DEFAULT_SEED, DEFAULT_TOP_SONGS, save_result, train
+from songrec.models.artifact import load_model
+from songrec.models.errors import ModelError
+from songrec.models.recommend import MODES, RANK_BY, RecommendationResult
+from songrec.models.recommender import Recommender
+from songrec.models.similar import search_songs
+from songrec.models.train import DEFAULT_SEED, DEFAULT_TOP_SONGS, save_result, train
 
 MODEL_OPTION = click.option(
     "--model",

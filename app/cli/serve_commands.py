@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from models.artifact import load_model
+from songrec.models.artifact import load_model
 
 PAGE = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 

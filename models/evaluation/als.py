@@ -17,8 +17,8 @@ from implicit.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight
 from scipy.sparse import csr_matrix, vstack
 
-from models.errors import ModelError
-from models.rating.foldin import one_blas_thread
+from songrec.models.errors import ModelError
+from songrec.models.rating.foldin import one_blas_thread
 
 log = logging.getLogger(__name__)
 

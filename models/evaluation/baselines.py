@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
 
-from models.data import RATING_MAX, RATING_MIN
-from models.evaluation.als import fit_als, foldin_als
-from models.ranking.train import train_ranking
-from models.ranking.validate import listener_rows
-from models.rating.foldin import fold_in, one_blas_thread
-from models.rating.svd import fit_svd, svd_params
-from models.rating.trainset import trainset_from_frame
+from songrec.models.data import RATING_MAX, RATING_MIN
+from songrec.models.evaluation.als import fit_als, foldin_als
+from songrec.models.ranking.train import train_ranking
+from songrec.models.ranking.validate import listener_rows
+from songrec.models.rating.foldin import fold_in, one_blas_thread
+from songrec.models.rating.svd import fit_svd, svd_params
+from songrec.models.rating.trainset import trainset_from_frame
 
 
 @dataclass(frozen=True)

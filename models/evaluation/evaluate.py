@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from etl.ratings import TRANSFORMS
-from models.data import PLAYS_FILE, load_ratings, rate_plays, trim_top_songs
-from models.data import load_plays as read_plays
-from models.errors import ModelError
-from models.evaluation import baselines, metrics
-from models.evaluation.splits import Holdout, chrono_holdout, random_holdout
-from models.rating.foldin import one_blas_thread
+from songrec.etl.ratings import TRANSFORMS
+from songrec.models.data import PLAYS_FILE, load_ratings, rate_plays, trim_top_songs
+from songrec.models.data import load_plays as read_plays
+from songrec.models.errors import ModelError
+from songrec.models.evaluation import baselines, metrics
+from songrec.models.evaluation.splits import Holdout, chrono_holdout, random_holdout
+from songrec.models.rating.foldin import one_blas_thread
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.errors import ModelError
+from songrec.models.errors import ModelError
 
 log = logging.getLogger(__name__)
 

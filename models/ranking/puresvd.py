@@ -25,7 +25,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.linalg import svds
 
-from models.errors import ModelError
+from songrec.models.errors import ModelError
 
 # Below this many cells a dense SVD is faster and exact; ARPACK also needs k < min(shape).
 DENSE_CELLS = 4_000_000

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import csr_matrix, vstack
 
-from models.ranking.matrix import dislikes, entry_values
-from models.ranking.puresvd import RankingModel, RankingParams, fit_ranking
+from songrec.models.ranking.matrix import dislikes, entry_values
+from songrec.models.ranking.puresvd import RankingModel, RankingParams, fit_ranking
 
 
 def listener_row(n_songs: int, idx: np.ndarray, ratings: np.ndarray, gamma: float) -> csr_matrix:

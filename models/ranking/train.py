@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from etl.ratings import TRANSFORMS
-from models.data import folder_transform, load_plays, rate_plays
-from models.ranking.matrix import rating_matrix
-from models.ranking.puresvd import RankingModel, fit_ranking
-from models.ranking.validate import (
+from songrec.etl.ratings import TRANSFORMS
+from songrec.models.data import folder_transform, load_plays, rate_plays
+from songrec.models.ranking.matrix import rating_matrix
+from songrec.models.ranking.puresvd import RankingModel, fit_ranking
+from songrec.models.ranking.validate import (
     best_params,
     parse_grid,
     transform_ranks,

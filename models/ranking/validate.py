@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import csr_matrix
 
-from models.errors import ModelError
-from models.evaluation.metrics import DEFAULT_K, ndcg_from_hits
-from models.evaluation.splits import random_holdout
-from models.ranking.matrix import listener_weights, rating_matrix
-from models.ranking.puresvd import (
+from songrec.models.errors import ModelError
+from songrec.models.evaluation.metrics import DEFAULT_K, ndcg_from_hits
+from songrec.models.evaluation.splits import random_holdout
+from songrec.models.ranking.matrix import listener_weights, rating_matrix
+from songrec.models.ranking.puresvd import (
     RankingParams,
     scaled_matrix,
     shrink_weights,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import surprise
 
-from models.errors import ModelError
+from songrec.models.errors import ModelError
 
 ALGORITHMS: dict[str, type] = {
     name: getattr(surprise, name)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from models.artifact import TrainedModel
-from models.rating.svd import fit_svd
-from models.rating.trainset import trainset_from_frame
+from songrec.models.artifact import TrainedModel
+from songrec.models.rating.svd import fit_svd
+from songrec.models.rating.trainset import trainset_from_frame
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from surprise.model_selection import GridSearchCV
 
-from models.errors import ModelError
-from models.rating.cost import DataShape, available_memory, estimate
-from models.rating.grid import ALGORITHMS, Grid
-from models.rating.trainset import SortedKFold, to_dataset
-from models.rating.workers import workers_die_with_parent
+from songrec.models.errors import ModelError
+from songrec.models.rating.cost import DataShape, available_memory, estimate
+from songrec.models.rating.grid import ALGORITHMS, Grid
+from songrec.models.rating.trainset import SortedKFold, to_dataset
+from songrec.models.rating.workers import workers_die_with_parent
 
 log = logging.getLogger(__name__)
 

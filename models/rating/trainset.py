@@ -16,7 +16,7 @@ from surprise import Dataset, Reader, Trainset
 from surprise.model_selection import KFold
 from surprise.utils import get_rng
 
-from models.data import RATING_MAX, RATING_MIN
+from songrec.models.data import RATING_MAX, RATING_MIN
 
 # The Surprise trap: Reader() defaults to (1, 5) and predictions are clipped to it.
 RATING_SCALE = (RATING_MIN, RATING_MAX)

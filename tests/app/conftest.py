@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.artifact import load_model, save_model
-from models.train import train
+from songrec.models.artifact import load_model, save_model
+from songrec.models.train import train
 
 APP = Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py"
 SVD_ONLY_GRID = {

@@ -52,7 +52,7 @@ def serve(model_dir: Path, lists: Path, log: Path):
     """Run `songrec app --model model_dir` on 127.0.0.1:<free port>; yields (url, process)."""
     port = free_port()
     env = {**os.environ, "SONGREC_LISTS": str(lists), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-c", "from app.cli import main; main()", "app"]
+    command = [sys.executable, "-c", "from songrec.app.cli import main; main()", "app"]
     command += ["--model", str(model_dir), "--port", str(port), "--host", "127.0.0.1"]
     with open(log, "w") as out:
         # Its own process group: `songrec app` starts streamlit as a child, stopped with it.

@@ -10,7 +10,7 @@ def test_a_full_disk_is_one_line() -> None:
     # /dev/full answers every write with ENOSPC, as a full disk does.
     script = (
         "import sys, click\n"
-        "from app.cli.errors import run_cli\n"
+        "from songrec.app.cli.errors import run_cli\n"
         "@click.command()\n"
         "def write():\n"
         "    with open('/dev/full', 'w') as handle:\n"
@@ -25,7 +25,7 @@ def test_a_full_disk_is_one_line() -> None:
 def test_duckdb_out_of_disk_or_memory_is_one_line() -> None:
     script = (
         "import sys, click, duckdb\n"
-        "from app.cli.errors import run_cli\n"
+        "from songrec.app.cli.errors import run_cli\n"
         "@click.command()\n"
         "def spill():\n"
         "    con = duckdb.connect(config={'memory_limit': '20MB'})\n"

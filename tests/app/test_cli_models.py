@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from app.cli.errors import run_cli
+from songrec.app.cli import cli
+from songrec.app.cli.errors import run_cli
 
 GRID = {"folds": 2, "algorithms": {"BaselineOnly": {}, "SVD": {"n_factors": [6], "n_epochs": [25]}}}
 

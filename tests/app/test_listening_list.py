@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.listening_list import (
+from songrec.app.listening_list import (
     MAX_SONGS,
     Entry,
     ListError,

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import session, views
-from app.listening_list import from_pairs
-from app.saved_list import ListStore, encode, new_token
-from etl.output import replace_folder
-from models.artifact import load_model
+from songrec.app import session, views
+from songrec.app.listening_list import from_pairs
+from songrec.app.saved_list import ListStore, encode, new_token
+from songrec.etl.output import replace_folder
+from songrec.models.artifact import load_model
 
 APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
 

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from app.listening_list import Entry, from_pairs
-from app.saved_list import (
+from songrec.app.listening_list import Entry, from_pairs
+from songrec.app.saved_list import (
     SCHEMA_VERSION,
     ListStore,
     SavedListError,

@@ -11,12 +11,12 @@ import urllib.request
 import pytest
 from page_server import REPO, free_port, wait_healthy
 
-from app.cli.serve_commands import PAGE, streamlit_command
+from songrec.app.cli.serve_commands import PAGE, streamlit_command
 
 
 def songrec(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        [sys.executable, "-c", "from songrec.app.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -56,7 +56,7 @@ def test_help_names_the_options():
 
 def test_sigterm_stops_the_server_itself(model_dir, tmp_path):
     port = free_port()
-    command = [sys.executable, "-c", "from app.cli import main; main()", "app"]
+    command = [sys.executable, "-c", "from songrec.app.cli import main; main()", "app"]
     command += ["--model", str(model_dir), "--port", str(port)]
     env = {**os.environ, "SONGREC_LISTS": str(tmp_path / "lists.sqlite3")}
     process = subprocess.Popen(

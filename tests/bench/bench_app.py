@@ -30,10 +30,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "app")]
 
 from page_server import CHROMIUM, CHROMIUM_ARGS, serve  # noqa: E402
 
-from app.listening_list import from_pairs  # noqa: E402
-from app.saved_list import ListStore, new_token  # noqa: E402
-from models.artifact import TrainedModel, load_model, save_model  # noqa: E402
-from models.recommender import Recommender  # noqa: E402
+from songrec.app.listening_list import from_pairs  # noqa: E402
+from songrec.app.saved_list import ListStore, new_token  # noqa: E402
+from songrec.models.artifact import TrainedModel, load_model, save_model  # noqa: E402
+from songrec.models.recommender import Recommender  # noqa: E402
 
 SVD_150 = {"n_factors": 150, "reg_all": 0.1, "lr_all": 0.005, "n_epochs": 20}
 RATED = 20
@@ -43,11 +43,11 @@ SEED = 7
 
 def build_model(work: Path) -> Path:
     """The reference-sized model (reused when `work/model-150` exists)."""
-    from etl.pipeline import EtlRun, run_listens
-    from etl.sample import SampleSpec, sample_listens
-    from models.data import load_ratings, ratings_fingerprint, trim_top_songs
-    from models.ranking.train import train_ranking
-    from models.train import fit_final
+    from songrec.etl.pipeline import EtlRun, run_listens
+    from songrec.etl.sample import SampleSpec, sample_listens
+    from songrec.models.data import load_ratings, ratings_fingerprint, trim_top_songs
+    from songrec.models.ranking.train import train_ranking
+    from songrec.models.train import fit_final
 
     out = work / "model-150"
     if (out / "manifest.json").exists():

@@ -35,9 +35,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import zstandard
 
-from etl.sample import SampleSpec, sample_listens
+from songrec.etl.sample import SampleSpec, sample_listens
 
-SONGREC = [sys.executable, "-c", "from app.cli import main; main()"]
+SONGREC = [sys.executable, "-c", "from songrec.app.cli import main; main()"]
 ARCHIVE_TIME = "20250101-000000"
 # Sample sizes: users and songs grow with listens, about as in the default sample.
 SPARK_ROWS_PER_FILE = 2_000_000
@@ -190,7 +190,7 @@ def measure(label: str, command: list[str], listens: int, out: Path) -> dict:
 
 def aggregate_only(listens_file: Path, out: Path) -> None:
     """Child process: listens already in memory (not timed) -> the folder (timed)."""
-    from etl.pipeline import EtlRun, run_listens
+    from songrec.etl.pipeline import EtlRun, run_listens
 
     table = pq.read_table(listens_file)
     batches = table.to_batches(max_chunksize=500_000)

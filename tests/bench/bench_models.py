@@ -24,18 +24,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl.pipeline import EtlRun, run_listens  # noqa: E402
-from etl.sample import SampleSpec, sample_listens  # noqa: E402
-from etl.sample import _catalog as sample_catalog  # noqa: E402
-from etl.songs import song_id  # noqa: E402
-from models.artifact import TrainedModel, save_model  # noqa: E402
-from models.data import load_ratings, ratings_fingerprint, trim_top_songs  # noqa: E402
-from models.ranking.train import train_ranking  # noqa: E402
-from models.rating.foldin import one_blas_thread  # noqa: E402
-from models.recommend import listener_ratings  # noqa: E402
-from models.recommender import Recommender  # noqa: E402
-from models.similar import top_indices  # noqa: E402
-from models.train import fit_final, save_result, train  # noqa: E402
+from songrec.etl.pipeline import EtlRun, run_listens  # noqa: E402
+from songrec.etl.sample import SampleSpec, sample_listens  # noqa: E402
+from songrec.etl.sample import _catalog as sample_catalog  # noqa: E402
+from songrec.etl.songs import song_id  # noqa: E402
+from songrec.models.artifact import TrainedModel, save_model  # noqa: E402
+from songrec.models.data import load_ratings, ratings_fingerprint, trim_top_songs  # noqa: E402
+from songrec.models.ranking.train import train_ranking  # noqa: E402
+from songrec.models.rating.foldin import one_blas_thread  # noqa: E402
+from songrec.models.recommend import listener_ratings  # noqa: E402
+from songrec.models.recommender import Recommender  # noqa: E402
+from songrec.models.similar import top_indices  # noqa: E402
+from songrec.models.train import fit_final, save_result, train  # noqa: E402
 
 SCALES = {
     # users, songs, listens (about 4.3 listens per user-song pair in the sample generator)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from etl.songs import song_id
+from songrec.etl.songs import song_id
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "listenbrainz-samples"
 DUMP_NAME = "listenbrainz-listens-dump-7-20250301-000000-full"
@@ -238,7 +238,7 @@ def expected_songs(listens: Iterable[Listen]) -> dict[str, dict]:
 def songrec(*args: str) -> subprocess.CompletedProcess:
     """The songrec console entry point in a subprocess (exit codes, stderr, no traceback)."""
     return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        [sys.executable, "-c", "from songrec.app.cli import main; main()", *args],
         capture_output=True,
         text=True,
     )

@@ -33,11 +33,11 @@ from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from etl import bigquery as bq
-from etl.aggregate import PlaysAggregator
-from etl.errors import EtlError
-from etl.listens import LISTEN_SCHEMA
-from etl.pipeline import EtlRun, run_listens
+from songrec.etl import bigquery as bq
+from songrec.etl.aggregate import PlaysAggregator
+from songrec.etl.errors import EtlError
+from songrec.etl.listens import LISTEN_SCHEMA
+from songrec.etl.pipeline import EtlRun, run_listens
 
 pytestmark = pytest.mark.bigquery
 
@@ -46,7 +46,7 @@ TABLE = f"{PROJECT}.listenbrainz.listen"
 START = datetime(2019, 3, 1, tzinfo=UTC)
 END = datetime(2019, 4, 1, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
-SONGREC = [sys.executable, "-c", "from app.cli import main; main()"]
+SONGREC = [sys.executable, "-c", "from songrec.app.cli import main; main()"]
 
 # bqemulator's start-up installs DuckDB's spatial extension (a download: no network here)
 # and has no setting to skip it; GEOGRAPHY is not needed, so the emulator's own process

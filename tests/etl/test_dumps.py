@@ -20,12 +20,12 @@ import pytest
 import zstandard
 from click.testing import CliRunner
 
-from app.cli import cli
-from app.cli.errors import run_cli
-from etl.dump_formats import plan_inputs, total_bytes
-from etl.dumps import read_inputs
-from etl.listens import Rejects
-from etl.songs import song_id
+from songrec.app.cli import cli
+from songrec.app.cli.errors import run_cli
+from songrec.etl.dump_formats import plan_inputs, total_bytes
+from songrec.etl.dumps import read_inputs
+from songrec.etl.listens import Rejects
+from songrec.etl.songs import song_id
 
 
 def _dump(*args: str) -> None:

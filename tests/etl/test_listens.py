@@ -9,8 +9,8 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from etl.listen_blocks import BlockParser, parse_stream, rebatch
-from etl.listens import LISTEN_SCHEMA, REASONS, Rejects, parse_lines
+from songrec.etl.listen_blocks import BlockParser, parse_stream, rebatch
+from songrec.etl.listens import LISTEN_SCHEMA, REASONS, Rejects, parse_lines
 
 
 def _line(**fields) -> bytes:

@@ -11,13 +11,13 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from etl.errors import EtlError
-from etl.listens import LISTEN_SCHEMA, Rejects
-from etl.pipeline import EtlRun, run_listens
-from etl.ratings import TRANSFORMS
-from etl.sample import SampleSpec, _catalog
-from etl.songs import song_id
+from songrec.app.cli import cli
+from songrec.etl.errors import EtlError
+from songrec.etl.listens import LISTEN_SCHEMA, Rejects
+from songrec.etl.pipeline import EtlRun, run_listens
+from songrec.etl.ratings import TRANSFORMS
+from songrec.etl.sample import SampleSpec, _catalog
+from songrec.etl.songs import song_id
 
 
 def _batches(listens, size: int = 7):
@@ -137,7 +137,7 @@ def test_failure_while_writing_leaves_no_temp_folder(tmp_path, lb, listens, monk
     def broken(report, path):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("etl.pipeline.write_report", broken)
+    monkeypatch.setattr("songrec.etl.pipeline.write_report", broken)
     with pytest.raises(OSError):
         _run(listens[:5], out, force=True)
     assert _snapshot(out) == before and _siblings(out) == ["out"]

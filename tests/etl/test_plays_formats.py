@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
-from etl.plays_formats import ARTIST_LEVEL_TRACK
-from etl.songs import song_id
+from songrec.app.cli import cli
+from songrec.etl.plays_formats import ARTIST_LEVEL_TRACK
+from songrec.etl.songs import song_id
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 HETREC = SHARED / "hetrec2011-lastfm-2k" / "user_artists.dat"
@@ -21,7 +21,7 @@ HETREC = SHARED / "hetrec2011-lastfm-2k" / "user_artists.dat"
 
 def _songrec(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        [sys.executable, "-c", "from songrec.app.cli import main; main()", *args],
         capture_output=True,
         text=True,
     )

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from etl.aggregate import PlaysAggregator
-from etl.errors import EtlError
-from etl.listens import LISTEN_SCHEMA
-from etl.query import bigquery_plays_sql, duckdb_plays_sql, plays_sql_text, validate_table
+from songrec.etl.aggregate import PlaysAggregator
+from songrec.etl.errors import EtlError
+from songrec.etl.listens import LISTEN_SCHEMA
+from songrec.etl.query import bigquery_plays_sql, duckdb_plays_sql, plays_sql_text, validate_table
 
 
 def test_both_engines_render_the_same_query():

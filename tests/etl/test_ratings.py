@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from etl.errors import EtlError
-from etl.ratings import TRANSFORMS, transform_ratings
+from songrec.etl.errors import EtlError
+from songrec.etl.ratings import TRANSFORMS, transform_ratings
 
 
 def _plays(per_user: dict[str, list[int]]) -> pa.Table:

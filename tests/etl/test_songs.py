@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.aggregate import PlaysAggregator
-from etl.listens import LISTEN_SCHEMA
-from etl.songs import normalize, normalize_array, song_id
+from songrec.etl.aggregate import PlaysAggregator
+from songrec.etl.listens import LISTEN_SCHEMA
+from songrec.etl.songs import normalize, normalize_array, song_id
 
 SPELLINGS = [
     ("The Beatles", "Let It Be"),

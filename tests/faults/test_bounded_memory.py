@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from etl.listen_blocks import BLOCK_BYTES
+from songrec.etl.listen_blocks import BLOCK_BYTES
 
 LIMIT = 3 << 30  # address space: the run needs well under this; the old loop took 20 GB
 
@@ -22,7 +22,7 @@ def _limited() -> None:
 
 
 def _dump(path: Path, out: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", "from app.cli import main; main()", "etl", "dump"]
+    command = [sys.executable, "-c", "from songrec.app.cli import main; main()", "etl", "dump"]
     return subprocess.run(
         [*command, str(path), "--user", "rob", "--out", str(out)],
         capture_output=True,

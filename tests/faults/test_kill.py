@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl.aggregate import SPILL_PREFIX
-from etl.output import clean_leftovers, replace_folder
+from songrec.etl.aggregate import SPILL_PREFIX
+from songrec.etl.output import clean_leftovers, replace_folder
 
-SONGREC = [sys.executable, "-c", "from app.cli import main; main()"]
+SONGREC = [sys.executable, "-c", "from songrec.app.cli import main; main()"]
 SAMPLE = ["--users", "300", "--songs", "1500", "--listens", "150000", "--force"]
 
 
@@ -113,7 +113,7 @@ def test_a_crash_between_the_two_renames_is_repaired(tmp_path) -> None:
 def test_kill_9_during_etl_ratings_never_mixes_transforms(tmp_path) -> None:
     import pyarrow.parquet as pq
 
-    from etl.ratings import transform_ratings
+    from songrec.etl.ratings import transform_ratings
 
     out = tmp_path / "data"
     _run("etl", "sample", "--out", str(out), "--seed", "1", *SAMPLE)

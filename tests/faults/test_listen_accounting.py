@@ -9,8 +9,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.listens import LISTEN_SCHEMA, Rejects
-from etl.pipeline import BLANK_NAME, OUTSIDE_WINDOW, EtlRun, run_listens
+from songrec.etl.listens import LISTEN_SCHEMA, Rejects
+from songrec.etl.pipeline import BLANK_NAME, OUTSIDE_WINDOW, EtlRun, run_listens
 
 MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59, the latest time a parser keeps
 names = st.sampled_from(["a", "B", " a ", "\t", "  ", "\u00a0", "x y"])

@@ -15,8 +15,8 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl.listen_blocks import BlockParser, parse_stream, rebatch
-from etl.listens import LISTEN_SCHEMA, Rejects, parse_lines
+from songrec.etl.listen_blocks import BlockParser, parse_stream, rebatch
+from songrec.etl.listens import LISTEN_SCHEMA, Rejects, parse_lines
 
 BLOCK = 1 << 12
 WHITESPACE = " \t\u00a0\u2003\u3000\u200b\x1c\x85"

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from etl.dump_parquet import read_parquet_files
-from etl.listens import Rejects
-from etl.plays_formats import read_hetrec
+from songrec.etl.dump_parquet import read_parquet_files
+from songrec.etl.listens import Rejects
+from songrec.etl.plays_formats import read_hetrec
 
 NAMES = ["?.parquet", "[ab].parquet", "it's here.parquet", "*.parquet", "x{1,2}.parquet"]
 

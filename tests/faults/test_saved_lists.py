@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.saved_list import restore
+from songrec.app.saved_list import restore
 
 json_documents = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from PIL import Image
 
-from app.cli import cli
+from songrec.app.cli import cli
 
 
 def test_graphs_from_a_sample_folder(tmp_path: Path):

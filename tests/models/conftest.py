@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.artifact import TrainedModel, load_model
-from models.train import save_result, train
+from songrec.models.artifact import TrainedModel, load_model
+from songrec.models.train import save_result, train
 
 TINY_GRID = {
     "folds": 2,

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.artifact import MANIFEST, REQUIRED, file_sha256, load_model, save_model
-from models.data import ratings_fingerprint
-from models.errors import ModelError
+from songrec.models.artifact import MANIFEST, REQUIRED, file_sha256, load_model, save_model
+from songrec.models.data import ratings_fingerprint
+from songrec.models.errors import ModelError
 
 
 def test_round_trip_is_exact_and_read_only(model_dir, model, taste):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.data import load_ratings, ratings_fingerprint, trim_top_songs
-from models.errors import ModelError
+from songrec.models.data import load_ratings, ratings_fingerprint, trim_top_songs
+from songrec.models.errors import ModelError
 
 
 def test_load_checks_the_folder(tmp_path, taste, folder_writer):

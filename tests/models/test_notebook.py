@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from graphs.comparison import best_per_algorithm, plot_gscv
-from models.rating.grid import parse_grid
-from models.rating.search import run_grid
+from songrec.graphs.comparison import best_per_algorithm, plot_gscv
+from songrec.models.rating.grid import parse_grid
+from songrec.models.rating.search import run_grid
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "models" / "gscv_comparison.ipynb"
 TINY = {

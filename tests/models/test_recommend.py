@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.errors import ModelError
-from models.ranking.matrix import listener_weights
-from models.ranking.retrain import refit_with_listener
-from models.recommend import EMPTY_FALLBACK, recommend, training_matrix
-from models.recommender import Recommender
+from songrec.models.errors import ModelError
+from songrec.models.ranking.matrix import listener_weights
+from songrec.models.ranking.retrain import refit_with_listener
+from songrec.models.recommend import EMPTY_FALLBACK, recommend, training_matrix
+from songrec.models.recommender import Recommender
 
 
 def _digest(model) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.ranking.matrix import listener_weights
-from models.recommender import Recommender
+from songrec.models.ranking.matrix import listener_weights
+from songrec.models.recommender import Recommender
 
 
 def test_fit_then_recommend_follows_taste(taste_dir, tiny_grid, taste) -> None:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from models.errors import ModelError
-from models.similar import artists, search_songs, similar_artists, similar_songs, songs_by_artist
+from songrec.models.errors import ModelError
+from songrec.models.similar import (
+    artists,
+    search_songs,
+    similar_artists,
+    similar_songs,
+    songs_by_artist,
+)
 
 
 def test_similar_songs_come_from_the_same_taste_group(model, taste):

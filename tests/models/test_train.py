@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from surprise import SVD
 
-from models.errors import ModelError
-from models.rating.trainset import trainset_from_frame
-from models.train import holdout_scores, train
+from songrec.models.errors import ModelError
+from songrec.models.rating.trainset import trainset_from_frame
+from songrec.models.train import holdout_scores, train
 
 
 def test_train_picks_the_best_svd_and_fits_it_on_everything(model_dir, model, taste):

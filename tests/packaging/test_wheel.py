@@ -56,8 +56,9 @@ def _from_wheel(target: Path, *args: str, cwd: Path) -> subprocess.CompletedProc
     # The wheel's folder first on the path, and run away from the checkout, so nothing
     # comes from the source tree.
     code = (
-        "import sys; sys.path.insert(0, sys.argv.pop(1)); import app.cli, etl;"
-        "assert not etl.__file__.startswith(sys.argv.pop(1)), etl.__file__; app.cli.main()"
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); import songrec.app.cli as cli;"
+        "import songrec.etl as etl;"
+        "assert not etl.__file__.startswith(sys.argv.pop(1)), etl.__file__; cli.main()"
     )
     return subprocess.run(
         [sys.executable, "-c", code, str(target), str(REPO), *args],
@@ -68,11 +69,17 @@ def _from_wheel(target: Path, *args: str, cwd: Path) -> subprocess.CompletedProc
 
 
 def test_the_wheel_carries_every_module_and_data_file(installed) -> None:
+    # Everything lives under one `songrec` package: nothing named app, etl, models or
+    # graphs lands at the top of site-packages, where another project's could be.
+    assert sorted(p.name for p in installed.iterdir() if not p.name.endswith("-info")) == [
+        "bin",
+        "songrec",
+    ]
     for package in PACKAGES:
         for source in (REPO / package).rglob("*.py"):
-            assert (installed / source.relative_to(REPO)).is_file(), source
-    assert (installed / "etl" / "sql" / "listens_to_plays.sql").is_file()
-    assert (installed / "models" / "gscv_comparison.ipynb").is_file()
+            assert (installed / "songrec" / source.relative_to(REPO)).is_file(), source
+    assert (installed / "songrec" / "etl" / "sql" / "listens_to_plays.sql").is_file()
+    assert (installed / "songrec" / "models" / "gscv_comparison.ipynb").is_file()
 
 
 def test_songrec_runs_etl_train_recommend_from_the_wheel(installed, tmp_path) -> None:
@@ -115,7 +122,7 @@ def test_every_imported_package_is_declared() -> None:
         re.split(r"[\[<>=~! ]", name, maxsplit=1)[0].lower() for name in project["dependencies"]
     }
     providers = metadata.packages_distributions()
-    local = set(PACKAGES) | set(sys.stdlib_module_names) | {"__future__"}
+    local = {"songrec"} | set(sys.stdlib_module_names) | {"__future__"}
     missing = set()
     for package in PACKAGES:
         for source in (REPO / package).rglob("*.py"):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.errors import ModelError
-from models.evaluation.als import fit_als, play_matrix, recommend_als, score_als
+from songrec.models.errors import ModelError
+from songrec.models.evaluation.als import fit_als, play_matrix, recommend_als, score_als
 
 
 def taste_plays(seed: int = 0) -> pd.DataFrame:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluation import baselines as models
-from models.evaluation.evaluate import auc_cells, top_from_scores
-from models.evaluation.splits import random_holdout
+from songrec.models.evaluation import baselines as models
+from songrec.models.evaluation.evaluate import auc_cells, top_from_scores
+from songrec.models.evaluation.splits import random_holdout
 
 PARAMS = {"n_factors": 8, "n_epochs": 30, "lr_all": 0.01, "reg_all": 0.05}
 

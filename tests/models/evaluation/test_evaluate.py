@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.cli.errors import run_cli
-from app.cli.evaluate_commands import evaluate_command
-from etl.pipeline import EtlRun, run_listens
-from etl.sample import SampleSpec, sample_listens
-from graphs.comparison import plot_evaluation
-from models.errors import ModelError
-from models.evaluation.evaluate import COLUMNS, evaluate, write_evaluation
+from songrec.app.cli.errors import run_cli
+from songrec.app.cli.evaluate_commands import evaluate_command
+from songrec.etl.pipeline import EtlRun, run_listens
+from songrec.etl.sample import SampleSpec, sample_listens
+from songrec.graphs.comparison import plot_evaluation
+from songrec.models.errors import ModelError
+from songrec.models.evaluation.evaluate import COLUMNS, evaluate, write_evaluation
 
 SMALL_SVD = {"n_factors": 10, "n_epochs": 10}
 SMALL_ALS = {"factors": 16, "iterations": 10}
@@ -92,9 +92,9 @@ def test_personal_models_beat_the_popular_list_on_taste_data(table) -> None:
 
 
 def test_test_listeners_are_never_in_training(small_dir) -> None:
-    from models.evaluation import baselines
-    from models.evaluation.evaluate import load_plays
-    from models.evaluation.splits import random_holdout
+    from songrec.models.evaluation import baselines
+    from songrec.models.evaluation.evaluate import load_plays
+    from songrec.models.evaluation.splits import random_holdout
 
     plays, songs = load_plays(small_dir, 300)
     holdout = random_holdout(plays, seed=1)

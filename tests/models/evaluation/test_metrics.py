@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.evaluation import metrics
+from songrec.models.evaluation import metrics
 
 
 def frame(rows: list[tuple], value: str) -> pd.DataFrame:
@@ -89,7 +89,7 @@ def test_catalog_coverage_uses_training_items() -> None:
 @given(st.data())
 def test_ndcg_from_hits_agrees_with_ndcg_at_k(data) -> None:
     """The array twin used by the ranking validation equals the DataFrame metric."""
-    from models.evaluation.metrics import ndcg_at_k, ndcg_from_hits
+    from songrec.models.evaluation.metrics import ndcg_at_k, ndcg_from_hits
 
     n_users = data.draw(st.integers(1, 6))
     n_items = data.draw(st.integers(3, 15))

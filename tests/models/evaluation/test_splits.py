@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.errors import ModelError
-from models.evaluation.splits import chrono_holdout, random_holdout
+from songrec.models.errors import ModelError
+from songrec.models.evaluation.splits import chrono_holdout, random_holdout
 
 
 def plays_frame(seed: int = 0) -> pd.DataFrame:

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse import csr_matrix
 
-from models.errors import ModelError
-from models.ranking import puresvd
-from models.ranking.matrix import dislikes, listener_weights, rating_matrix
-from models.ranking.puresvd import (
+from songrec.models.errors import ModelError
+from songrec.models.ranking import puresvd
+from songrec.models.ranking.matrix import dislikes, listener_weights, rating_matrix
+from songrec.models.ranking.puresvd import (
     RankingParams,
     fit_ranking,
     shrink_weights,

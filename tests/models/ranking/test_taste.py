@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.recommender import Recommender
+from songrec.models.recommender import Recommender
 
 
 def _planted_lists(model, group_of, mode: str = "foldin"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.rating.foldin import BIAS_REG_FACTOR, fold_in, predict_all
-from models.recommend import recommend
+from songrec.models.rating.foldin import BIAS_REG_FACTOR, fold_in, predict_all
+from songrec.models.recommend import recommend
 
 
 def test_fold_in_is_the_ridge_minimum():

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from models.errors import ModelError
-from models.rating.grid import ALGORITHMS, expand, load_grid, parse_grid
+from songrec.models.errors import ModelError
+from songrec.models.rating.grid import ALGORITHMS, expand, load_grid, parse_grid
 
 EVERY_ALGORITHM = {
     "NormalPredictor",

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from surprise.model_selection import KFold
 
-from models.rating.cost import DataShape, estimate
-from models.rating.grid import parse_grid
-from models.rating.search import RESULT_COLUMNS, best_svd, run_grid, subsample_users
-from models.rating.trainset import SortedKFold, to_dataset, trainset_from_frame
+from songrec.models.rating.cost import DataShape, estimate
+from songrec.models.rating.grid import parse_grid
+from songrec.models.rating.search import RESULT_COLUMNS, best_svd, run_grid, subsample_users
+from songrec.models.rating.trainset import SortedKFold, to_dataset, trainset_from_frame
 
 
 def test_sorted_folds_are_kfolds_partition_and_shared(taste):
@@ -117,7 +117,7 @@ def test_subsample_is_deterministic_and_whole_users(taste):
 
 def test_too_few_ratings_for_the_folds(taste):
     ratings, _, _ = taste
-    from models.errors import ModelError
+    from songrec.models.errors import ModelError
 
     with pytest.raises(ModelError, match="too few"):
         run_grid(ratings.head(3), parse_grid({"SVD": {}}, "x"), folds=2, jobs=1, seed=0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from surprise import SVD
 
-from models.rating.svd import fit_svd, svd_params
-from models.rating.trainset import trainset_from_frame
+from songrec.models.rating.svd import fit_svd, svd_params
+from songrec.models.rating.trainset import trainset_from_frame
 
 
 def test_progress_per_epoch_and_identical_model(taste):
