@@ -277,8 +277,9 @@ def load_model(model_dir: Path) -> TrainedModel:
         listeners = np.load(model_dir / RANK_LISTENERS, allow_pickle=False)
         songs = pd.read_parquet(model_dir / SONGS)
         params = json.loads((model_dir / PARAMS).read_text())
-    except (ValueError, OSError) as exc:
-        raise ModelError(f"cannot read model in {model_dir}: {exc}") from None
+    except Exception as exc:  # numpy, pyarrow and json raise many types for a damaged file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot read model in {model_dir}: {first}") from None
     _check_arrays(model_dir, {FACTORS: (factors, 2), BIAS: (bias, 1)})
     _check_arrays(model_dir, {RANK_VECTORS: (vectors, 2), RANK_LISTENERS: (listeners, 1)})
     missing = [c for c in SONG_COLUMNS if c not in songs.columns]
