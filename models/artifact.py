@@ -1,12 +1,13 @@
 """The trained model on disk: plain arrays and tables, every file checksummed.
 
 Layout of MODEL_DIR: the rating model's `item_factors.npy` and `item_bias.npy` (Surprise
-SVD), the ranking model's `rank_vectors.npy` and `rank_listeners.npy` (models.ranking;
-all float32, saved without pickle), `songs.parquet` (row i describes row i of every
-array), `ratings.parquet` (the kept ratings, read only to retrain exactly), `params.json`
-(global mean, both models' parameters, training report), optional extra files such as
-`gscv_results.csv` and `rank_validation.csv`, and `manifest.json`:
-sha256 and size of every file, library versions, a fingerprint of the training data.
+SVD), the ranking model's `rank_vectors.npy` (float16) and `rank_listeners.npy`
+(models.ranking; the rest float32; all saved without pickle), `songs.parquet` (row i
+describes row i of every array), `ratings.parquet` (the kept ratings, read only to
+retrain exactly), `params.json` (global mean, both models' parameters, training report),
+optional extra files such as `gscv_results.csv` and `rank_validation.csv`, and
+`manifest.json`: sha256 and size of every file, library versions, a fingerprint of the
+training data.
 The folder is written to a temporary sibling and renamed into place, and loading checks
 every checksum before it reads anything.
 """
@@ -167,7 +168,7 @@ def _write_files(
     np.save(folder / BIAS, np.ascontiguousarray(model.item_bias, dtype=np.float32))
     if model.ranking is None:
         raise ModelError("cannot save a model without its ranking model")
-    np.save(folder / RANK_VECTORS, np.ascontiguousarray(model.ranking.vectors, dtype=np.float32))
+    np.save(folder / RANK_VECTORS, np.ascontiguousarray(model.ranking.vectors, dtype=np.float16))
     np.save(folder / RANK_LISTENERS, np.ascontiguousarray(model.ranking.listeners, np.float32))
     songs = model.songs.reset_index(drop=True)
     songs.to_parquet(folder / SONGS, compression="zstd", index=False)
@@ -281,7 +282,9 @@ def load_model(model_dir: Path) -> TrainedModel:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot read model in {model_dir}: {first}") from None
     _check_arrays(model_dir, {FACTORS: (factors, 2), BIAS: (bias, 1)})
-    _check_arrays(model_dir, {RANK_VECTORS: (vectors, 2), RANK_LISTENERS: (listeners, 1)})
+    _check_arrays(model_dir, {RANK_VECTORS: (vectors, 2)}, np.float16)
+    _check_arrays(model_dir, {RANK_LISTENERS: (listeners, 1)})
+    vectors = vectors.astype(np.float32)
     missing = [c for c in SONG_COLUMNS if c not in songs.columns]
     if missing:
         raise ModelError(f"{model_dir}: {SONGS} lacks column(s) {', '.join(missing)}")
@@ -309,12 +312,15 @@ def load_model(model_dir: Path) -> TrainedModel:
     )
 
 
-def _check_arrays(model_dir: Path, arrays: dict[str, tuple[np.ndarray, int]]) -> None:
-    """float32 arrays of the expected number of dimensions, every value finite."""
+def _check_arrays(
+    model_dir: Path, arrays: dict[str, tuple[np.ndarray, int]], dtype: type = np.float32
+) -> None:
+    """Arrays of `dtype` with the expected number of dimensions, every value finite."""
     for name, (array, ndim) in arrays.items():
         if not isinstance(array, np.ndarray):  # an .npz archive saved under an .npy name
             raise ModelError(f"{model_dir}: {name} is not a single array")
-        if array.dtype != np.float32 or array.ndim != ndim:
-            raise ModelError(f"{model_dir}: {name} is not a float32 array of {ndim} dimension(s)")
+        if array.dtype != dtype or array.ndim != ndim:
+            kind = np.dtype(dtype).name
+            raise ModelError(f"{model_dir}: {name} is not a {kind} array of {ndim} dimension(s)")
         if not np.isfinite(array).all():
             raise ModelError(f"{model_dir}: {name} holds values that are not finite")

@@ -14,7 +14,9 @@ Three refinements, each chosen by held-out validation (models.ranking.validate):
   brings PureSVD level with EASE while storing k numbers per song instead of a song x song
   matrix. lambda = shrink x s₁² / 100.
 
-Stored: `vectors` = V diag(√w) (songs x k, float32), and each song's listener count.
+Stored: `vectors` = V diag(√w) (songs x k, float16 values: half the bytes, and orthonormal
+vectors scaled by weights <= 1 lose nothing that matters to a ranking), and each song's
+listener count.
 """
 
 from __future__ import annotations
@@ -165,8 +167,9 @@ def fit_ranking(
         listeners = np.diff(matrix.tocsc().indptr).astype(np.float32)
     values, vectors = truncated_svd(scaled_matrix(matrix, listeners, params.alpha), params.k, seed)
     weighted = vectors * np.sqrt(shrink_weights(values, params.shrink))[None, :]
+    # Rounded to float16 here, not only on disk, so a fitted and a loaded model rank alike.
     return RankingModel(
-        vectors=np.ascontiguousarray(weighted, dtype=np.float32),
+        vectors=np.ascontiguousarray(weighted.astype(np.float16), dtype=np.float32),
         listeners=np.asarray(listeners, dtype=np.float32),
         params=params,
         singular_values=values.astype(np.float64),

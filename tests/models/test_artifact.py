@@ -131,7 +131,7 @@ def _reseal(folder) -> None:
     [
         ("rank_vectors.npy", lambda a: np.where(a == a.max(), np.nan, a), "not finite"),
         ("item_bias.npy", lambda a: np.full_like(a, np.inf), "not finite"),
-        ("rank_vectors.npy", lambda a: a.astype(np.float64), "not a float32"),
+        ("rank_vectors.npy", lambda a: a.astype(np.float32), "not a float16"),
         ("rank_listeners.npy", lambda a: a[:-1], "inconsistent ranking model"),
         ("item_factors.npy", lambda a: a[:, 0], "not a float32 array of 2"),
     ],

@@ -50,7 +50,9 @@ def test_score_is_the_formula_of_the_module_docstring() -> None:
     idx, weights = np.array([3, 7, 11]), np.array([1.0, 2.0, -1.5])
     row = np.zeros(matrix.shape[1])
     row[idx] = weights
-    expected = ((row / counts**0.3) @ v * w) @ v.T * counts**0.5
+    # The model keeps V diag(sqrt(w)) in float16 precision (documented): round the same way.
+    vw = (v * np.sqrt(w)).astype(np.float16).astype(np.float64)
+    expected = ((row / counts**0.3) @ vw) @ vw.T * counts**0.5
     np.testing.assert_allclose(model.score(idx, weights), expected, rtol=1e-4, atol=1e-6)
     many = model.score_many(csr_matrix(row[None, :]))
     np.testing.assert_allclose(many[0], expected, rtol=1e-4, atol=1e-6)
