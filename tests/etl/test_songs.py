@@ -49,18 +49,26 @@ def test_arrow_twin_matches_python():
     assert normalize_array(pa.array(names)).to_pylist() == [normalize(n) for n in names]
 
 
-def test_sql_ids_match_python_ids():
+def _aggregate(pairs: list[tuple[str, str]]) -> tuple[pa.Table, pa.Table]:
+    """(plays, songs) of one listener's listens of `pairs`, through the real aggregation."""
     when = datetime(2020, 1, 1, tzinfo=UTC)
     listens = pa.Table.from_pylist(
         [
             {"user_name": "u", "artist_name": a, "track_name": t, "listened_at": when}
-            for a, t in SPELLINGS
+            for a, t in pairs
         ],
         schema=LISTEN_SCHEMA,
     )
     aggregator = PlaysAggregator()
-    aggregator.add(listens)
-    plays, songs = aggregator.finish()
+    try:
+        aggregator.add(listens)
+        return aggregator.finish()
+    finally:
+        aggregator.close()
+
+
+def test_sql_ids_match_python_ids():
+    plays, songs = _aggregate(SPELLINGS)
     expected = {song_id(a, t) for a, t in SPELLINGS}
     assert set(songs.column("song_id").to_pylist()) == expected
     assert len(expected) == 2
@@ -95,20 +103,7 @@ names = st.one_of(
 
 def _sql_songs(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
     """song_id -> the (artist, track) spellings the real aggregation kept for it."""
-    when = datetime(2020, 1, 1, tzinfo=UTC)
-    listens = pa.Table.from_pylist(
-        [
-            {"user_name": "u", "artist_name": a, "track_name": t, "listened_at": when}
-            for a, t in pairs
-        ],
-        schema=LISTEN_SCHEMA,
-    )
-    aggregator = PlaysAggregator()
-    try:
-        aggregator.add(listens)
-        _, songs = aggregator.finish()
-    finally:
-        aggregator.close()
+    _, songs = _aggregate(pairs)
     return {row["song_id"]: (row["artist_name"], row["track_name"]) for row in songs.to_pylist()}
 
 
