@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 MODES = ("foldin", "retrain")
 RANK_BY = ("taste", "rating")
 EMPTY_FALLBACK = "no ratings given: showing the most popular songs"
-# Refits the ranking model with the listener added (models.recommender caches the matrix).
-Refit = Callable[[np.ndarray, np.ndarray], RankingModel]
 
 
 @dataclass(frozen=True)
@@ -192,12 +190,13 @@ def recommend(
     progress: Callable[[int, int], None] | None = None,
     seed: int | None = None,
     rank_by: str = "taste",
-    refit: Refit | None = None,
+    training: Callable[[], csr_matrix] | None = None,
 ) -> RecommendationResult:
     """The top `n` songs the listener has not rated, in the ranking model's order.
 
-    `refit` computes the exact retrain of the ranking model (models.recommender supplies one
-    that keeps the training matrix between calls); `progress` reports a Surprise refit.
+    `training` gives the exact retrain its training matrix (models.recommender passes one
+    that keeps it between calls; by default it is read from the model folder); `progress`
+    reports a Surprise refit.
     """
     check_request(n, mode, rank_by)
     idx, values = listener_ratings(model, rated)
@@ -216,12 +215,9 @@ def recommend(
     else:
         ranking = model.ranking
         if mode == "retrain":
-            if refit is None:
-                matrix = training_matrix(model)
-                seed = seed if seed is not None else int(model.params.get("seed") or 0)
-                ranking = refit_with_listener(matrix, ranking.params, idx, values, seed)
-            else:
-                ranking = refit(idx, values)
+            matrix = training() if training is not None else training_matrix(model)
+            seed = seed if seed is not None else int(model.params.get("seed") or 0)
+            ranking = refit_with_listener(matrix, ranking.params, idx, values, seed)
         weights = listener_weights(values, ranking.params.gamma)
         picks = top_indices(ranking.score(idx, weights), idx, n)
         reasons = taste_reasons(ranking, idx, weights, picks) if len(picks) else picks

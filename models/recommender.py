@@ -20,8 +20,6 @@ from scipy.sparse import csc_matrix, csr_matrix
 
 from songrec.models.artifact import TrainedModel, load_model
 from songrec.models.ranking.matrix import listener_weights
-from songrec.models.ranking.puresvd import RankingModel
-from songrec.models.ranking.retrain import refit_with_listener
 from songrec.models.rating.foldin import one_blas_thread
 from songrec.models.recommend import (
     RecommendationResult,
@@ -90,21 +88,12 @@ class Recommender:
         for item in result.items:
             if item.because_song_id is not None:
                 count = next(shared)
-                plays = (
-                    "listener who plays it also plays"
-                    if count == 1
-                    else ("listeners who play it also play")
-                )
+                plays = "listeners who play it also play"
+                if count == 1:
+                    plays = "listener who plays it also plays"
                 item = replace(item, because=f"{item.because} ({count} {plays} this)")
             items.append(item)
         return replace(result, items=items)
-
-    def refit(self, idx: np.ndarray, ratings: np.ndarray) -> RankingModel:
-        """The ranking model recomputed with one listener added (the exact retrain)."""
-        seed = int(self.model.params.get("seed", 0) or 0)
-        return refit_with_listener(
-            self.training_matrix(), self.model.ranking.params, idx, ratings, seed
-        )
 
     def fold_in(self, rated: Sequence[tuple[str, int]]) -> np.ndarray:
         """The listener's position in the ranking space (k numbers)."""
@@ -129,7 +118,7 @@ class Recommender:
         """
         with one_blas_thread():
             result = recommend(
-                self.model, rated, n, mode, progress, seed, rank_by, refit=self.refit
+                self.model, rated, n, mode, progress, seed, rank_by, self.training_matrix
             )
         return self.explain(result) if explain else result
 
