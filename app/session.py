@@ -48,10 +48,14 @@ MODEL_KEY = "songrec_model"
 class Catalogue:
     """The shared model and the lookups the page needs on every run."""
 
-    model: TrainedModel
+    recommender: Recommender
     artists: tuple[str, ...]
     model_dir: Path
-    recommender: Recommender
+
+    @property
+    def model(self) -> TrainedModel:
+        """The served model (the recommender's)."""
+        return self.recommender.model
 
 
 def model_dir() -> Path:
@@ -91,7 +95,7 @@ def _load(folder: str, stamp: int) -> Catalogue:
     # click (the reasons and the exact retrain use it: about 1 s at 1.3M ratings).
     recommender.training_matrix()
     model = recommender.model
-    return Catalogue(model, tuple(artists(model)), Path(folder), recommender)
+    return Catalogue(recommender, tuple(artists(model)), Path(folder))
 
 
 def catalogue(folder: Path) -> Catalogue:

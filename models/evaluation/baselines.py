@@ -27,6 +27,7 @@ from scipy.sparse import csr_matrix
 
 from songrec.models.data import RATING_MAX, RATING_MIN
 from songrec.models.evaluation.als import fit_als, foldin_als
+from songrec.models.evaluation.splits import Holdout
 from songrec.models.ranking.train import train_ranking
 from songrec.models.ranking.validate import listener_rows
 from songrec.models.rating.foldin import fold_in, one_blas_thread
@@ -42,6 +43,17 @@ class Targets:
     catalog: pd.Index  # every song in the training rows, sorted
     visible: pd.DataFrame  # the test users' training rows
     hidden: pd.DataFrame  # the test users' hidden rows
+
+    @classmethod
+    def new_listeners(cls, holdout: Holdout) -> Targets:
+        """The split's test users as new listeners: the catalog is the other users' songs."""
+        others = holdout.train_users_only()
+        return cls(
+            users=pd.Index(holdout.test_users),
+            catalog=pd.Index(np.sort(others["song_id"].unique())),
+            visible=holdout.visible(),
+            hidden=holdout.test,
+        )
 
 
 @dataclass(frozen=True)

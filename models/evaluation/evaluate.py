@@ -187,12 +187,7 @@ def _split_rows(
 ) -> Iterator[dict]:
     """Every model's metrics on one split, one row at a time (a progress step each)."""
     others = holdout.train_users_only()
-    targets = baselines.Targets(
-        users=pd.Index(holdout.test_users),
-        catalog=pd.Index(np.sort(others["song_id"].unique())),
-        visible=holdout.visible(),
-        hidden=holdout.test,
-    )
+    targets = baselines.Targets.new_listeners(holdout)
     k, seed = settings.k, settings.seed
     cells = auc_cells(targets, settings.auc_negatives, np.random.default_rng(seed))
     base = {"split": holdout.name, "k": k, "test_users": len(targets.users)}

@@ -104,12 +104,7 @@ def test_test_listeners_are_never_in_training(small_dir) -> None:
     plays, songs = load_plays(small_dir, 300)
     holdout = random_holdout(plays, seed=1)
     others = holdout.train_users_only()
-    targets = baselines.Targets(
-        users=pd.Index(holdout.test_users),
-        catalog=pd.Index(np.sort(others["song_id"].unique())),
-        visible=holdout.visible(),
-        hidden=holdout.test,
-    )
+    targets = baselines.Targets.new_listeners(holdout)
     # A listener with nothing visible gets exactly the same scores as any other such
     # listener from every model: nothing of theirs leaked into a fit.
     blank = baselines.Targets(
