@@ -14,6 +14,7 @@ import pandas as pd
 
 from songrec.models.artifact import TrainedModel
 from songrec.models.errors import ModelError
+from songrec.models.search import fold
 
 SEARCH_COLUMNS = ["song_id", "artist_name", "track_name", "plays"]
 
@@ -74,9 +75,9 @@ def similar_songs(model: TrainedModel, song_id: str, n: int = 10) -> list[Simila
 
 
 def artists(model: TrainedModel) -> list[str]:
-    """Every artist of the model, most played first."""
-    plays = model.songs.groupby("artist_name", sort=False)["plays"].sum()
-    return plays.sort_values(ascending=False, kind="stable").index.astype(str).tolist()
+    """Every artist of the model by name, as a listener looks one up (case and accents aside)."""
+    names = model.songs["artist_name"].astype(str).unique().tolist()
+    return sorted(names, key=lambda name: (fold(name), name))
 
 
 def find_artist(model: TrainedModel, artist_name: str) -> str:
@@ -116,18 +117,3 @@ def similar_artists(model: TrainedModel, artist_name: str, n: int = 10) -> list[
     counts = np.bincount(codes, minlength=len(names))
     top = top_indices(similarity, np.array([query]), n)
     return [SimilarArtist(str(names[i]), float(similarity[i]), int(counts[i])) for i in top]
-
-
-def search_songs(model: TrainedModel, text: str, limit: int = 20) -> pd.DataFrame:
-    """Songs whose 'artist – track' contains every word of `text` (any case), most played first."""
-    words = text.casefold().split()
-    if not words:
-        raise ModelError("search text is empty")
-    haystack = (model.songs["artist_name"] + " – " + model.songs["track_name"]).str.casefold()
-    mask = np.ones(len(haystack), dtype=bool)
-    for word in words:
-        mask &= haystack.str.contains(word, regex=False).to_numpy()
-    rows = model.songs.loc[mask, SEARCH_COLUMNS]
-    return (
-        rows.sort_values("plays", ascending=False, kind="stable").head(limit).reset_index(drop=True)
-    )

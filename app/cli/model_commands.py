@@ -15,7 +15,7 @@ from songrec.models.artifact import load_model
 from songrec.models.errors import ModelError
 from songrec.models.recommend import MODES, RANK_BY, RecommendationResult
 from songrec.models.recommender import Recommender
-from songrec.models.similar import search_songs
+from songrec.models.search import search_songs
 from songrec.models.train import DEFAULT_SEED, DEFAULT_TOP_SONGS, save_result, train
 
 MODEL_OPTION = click.option(
