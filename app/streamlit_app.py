@@ -1,14 +1,19 @@
-"""songrec's page: rate a few songs, get ten you will like, explore similar songs and artists.
+"""songrec's page: find and rate songs you know, get ten you will like, act on them, take
+them away as a playlist, and explore similar songs and artists.
 
-Start it with `songrec app --model MODEL_DIR` (or `make demo`); $SONGREC_MODEL names the
-model folder. The sections live in app/views.py, the state in app/session.py.
+Start it with `songrec app` (or `make demo`); $SONGREC_MODEL names the model folder. Each
+section is a module of app/page/; the visitor's state lives in app/page/session.py.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from songrec.app import session, views
+from songrec.app.page import session
+from songrec.app.page.explore import explore
+from songrec.app.page.pick import picker
+from songrec.app.page.recommendations import recommendations
+from songrec.app.page.your_list import listening_list
 from songrec.models.errors import ModelError
 
 st.set_page_config(page_title="songrec", page_icon="🎵", layout="wide")
@@ -25,6 +30,9 @@ except ModelError as exc:
 session.start(catalogue.model)
 session.follow(catalogue.model)
 st.html(session.cookie_script(st.session_state[session.TOKEN]), unsafe_allow_javascript=True)
+about = session.catalogue_note(catalogue)
+if about:
+    st.info(about)
 notice = session.take_notice()
 if notice:
     st.warning(notice)
@@ -35,10 +43,10 @@ if songs_tab.open:
     with songs_tab:
         pick, listed = st.columns([2, 3], gap="large")
         with pick:
-            views.picker(catalogue)
+            picker(catalogue)
         with listed:
-            views.listening_list(catalogue)
-        views.recommendations(catalogue)
+            listening_list(catalogue)
+        recommendations(catalogue)
         st.caption(
             "Your list is saved on this server under a random key kept in a cookie of this "
             "browser; if the browser refuses cookies it lasts for this visit only."
@@ -47,4 +55,4 @@ if songs_tab.open:
         )
 if explore_tab.open:
     with explore_tab:
-        views.explore(catalogue)
+        explore(catalogue)

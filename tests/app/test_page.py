@@ -8,61 +8,18 @@ test (test_browser.py).
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
+from page_helpers import APP, add_song, button, listed, open_page, recommended, songs_of
 from streamlit.testing.v1 import AppTest
 
-from songrec.app import session, views
 from songrec.app.listening_list import from_pairs
+from songrec.app.page import session
+from songrec.app.page.text import plain
 from songrec.app.saved_list import ListStore, encode, new_token
 from songrec.etl.output import replace_folder
 from songrec.models.artifact import load_model
-
-APP = str(Path(__file__).resolve().parents[2] / "app" / "streamlit_app.py")
-
-
-def open_page(token: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if token is not None:
-        at.session_state[session.TOKEN] = token
-    at.run()
-    assert not at.exception
-    return at
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
-def add_song(at: AppTest, artist: str, song_id: str, rating: int) -> None:
-    at.selectbox(key="artist").set_value(artist).run()
-    at.selectbox(key="song").set_value(song_id)
-    at.slider(key="rating").set_value(rating)
-    button(at, "Add to list").click().run()
-    assert not at.exception
-
-
-def listed(at: AppTest) -> dict[str, int]:
-    """{song_id: rating} as the list table shows it."""
-    editors = at.data_editor
-    if len(editors) == 0:
-        return {}
-    frame = editors[0].value
-    return dict(zip(frame.index, frame["rating"].astype(int), strict=True))
-
-
-def recommended(at: AppTest):
-    """The recommendations table as the browser shows it (Markdown escapes resolved)."""
-    table = next(t.value for t in at.table if "predicted rating" in t.value.columns)
-    for column in ("artist", "song", "why"):
-        table[column] = table[column].str.replace(r"\\(.)", r"\1", regex=True)
-    return table
-
-
-def songs_of(model, artist: str) -> list[str]:
-    return model.songs.loc[model.songs["artist_name"] == artist, "song_id"].tolist()
 
 
 def test_the_whole_flow(page_env, model):
@@ -109,7 +66,7 @@ def test_the_whole_flow(page_env, model):
 
     button(at, "Clear list").click().run()
     assert listed(at) == {}
-    assert len(at.table) == 0
+    assert len(recommended(at)) == 0
     button(at, "Recommend songs").click().run()
     assert not at.exception and not at.error
     assert any(info.value.startswith("Your list is empty") for info in at.info)
@@ -259,7 +216,7 @@ def test_explore_shows_similar_songs_and_artists(page_env, model):
     song = at.selectbox(key="explore_song").value
     assert song in songs_of(model, artist)
     tables = {tuple(d.value.columns): d.value for d in at.dataframe}
-    songs = tables[("artist", "song", "similarity")]
+    songs = tables[("artist", "song", "similarity", "listen")]
     artists = tables[("artist", "similarity", "songs")]
     assert len(songs) == 10 and songs["similarity"].is_monotonic_decreasing
     assert artist not in set(artists["artist"]) and len(artists) >= 3
@@ -267,7 +224,7 @@ def test_explore_shows_similar_songs_and_artists(page_env, model):
 
 
 def test_names_from_the_data_are_shown_as_text_not_markdown():
-    shown = views.plain("[click](javascript:alert(1)) **Me** <b>#1</b>")
+    shown = plain("[click](javascript:alert(1)) **Me** <b>#1</b>")
     assert "[" not in shown.replace("\\[", "") and "*" not in shown.replace("\\*", "")
     assert shown.replace("\\", "") == "[click](javascript:alert(1)) **Me** <b>#1</b>"
 
@@ -293,4 +250,4 @@ def test_a_model_replaced_under_an_open_session_drops_stale_songs(
     assert not at.exception
     assert listed(at) == {}
     assert any("catalogue was updated: 2 songs" in w.value for w in at.warning)
-    assert not any("predicted rating" in t.value.columns for t in at.table)
+    assert len(recommended(at)) == 0

@@ -165,7 +165,7 @@ def model_part(model: TrainedModel, lists: list[list[tuple[str, int]]]) -> None:
     from threadpoolctl import threadpool_limits
 
     times = []
-    # The page runs BLAS on one thread per call (app/session.py); measure the same.
+    # The page runs BLAS on one thread per call (app/page/session.py); measure the same.
     threadpool_limits(limits=1, user_api="blas")
     recommender = Recommender(model)
     recommender.recommend(lists[0], 10)  # the first call reads the ratings for the reasons

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from songrec.app.views import plain
+from songrec.app.page.text import plain
 
 MARKUP = ["![x](https://host/p.png)", "**bold**", ":red[alert]", "$x^2$", ":tada:", "<b>x</b>"]
 

@@ -4,7 +4,8 @@ The model is loaded once per server process (`st.cache_resource`) and shared by 
 visitor, so nothing here may change it. A visitor's list lives in their own
 `st.session_state`; it is mirrored to the SQLite store under the token their browser
 keeps in a cookie (see app/saved_list.py for why), and the page keeps working without
-the store or the cookie.
+the store or the cookie. The recommendations shown are remembered as a request (mode and
+page), so they follow the list: any change to it recomputes them in place.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from songrec.app.listening_list import Entries, clean
 from songrec.app.saved_list import ListStore, is_token, new_token, restore
 from songrec.models.artifact import MANIFEST, TrainedModel
 from songrec.models.recommender import Recommender
+from songrec.models.search import song_index
 from songrec.models.similar import artists
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ ENTRIES = "songrec_entries"
 NOTICE = "songrec_notice"
 EDITOR_VERSION = "songrec_editor_version"
 RESULT = "songrec_result"
+SHOWN = "songrec_shown"
+MORE_LIKE = "songrec_more_like"
+FULL_RERUN = "songrec_full_rerun"
 MODEL_KEY = "songrec_model"
 
 
@@ -51,11 +56,21 @@ class Catalogue:
     recommender: Recommender
     artists: tuple[str, ...]
     model_dir: Path
+    # Each song's MusicBrainz recording id where the data carried one (None elsewhere).
+    mbids: tuple[str | None, ...] = ()
 
     @property
     def model(self) -> TrainedModel:
         """The served model (the recommender's)."""
         return self.recommender.model
+
+    def mbid(self, song_id: str) -> str | None:
+        """The song's MusicBrainz recording id, if known."""
+        return self.mbids[self.model.index_of(song_id)] if self.mbids else None
+
+    def search(self, text: str, limit: int) -> list[int]:
+        """Rows of the songs matching `text`, best first (models.search)."""
+        return song_index(self.model).search(text, limit)
 
 
 def model_dir() -> Path:
@@ -95,7 +110,23 @@ def _load(folder: str, stamp: int) -> Catalogue:
     # click (the reasons and the exact retrain use it: about 1 s at 1.3M ratings).
     recommender.training_matrix()
     model = recommender.model
-    return Catalogue(recommender, tuple(artists(model)), Path(folder))
+    song_index(model)  # likewise the search index (about 2 s at a million songs)
+    mbids: tuple[str | None, ...] = ()
+    if "recording_mbid" in model.songs.columns:
+        column = model.songs["recording_mbid"].astype(object)
+        mbids = tuple(m if isinstance(m, str) else None for m in column)
+    return Catalogue(recommender, tuple(artists(model)), Path(folder), mbids)
+
+
+def catalogue_note(catalogue: Catalogue) -> str | None:
+    """One line saying the catalogue is made up, when the model was trained on the sample."""
+    if not catalogue.model.manifest.get("data_source", {}).get("synthetic"):
+        return None
+    return (
+        "This catalogue is synthetic: the artists and songs were made up by `songrec etl "
+        "sample` for the demo. Train on real listens (a ListenBrainz dump or your own "
+        "export: see README, *Real data*) to get real songs."
+    )
 
 
 def catalogue(folder: Path) -> Catalogue:
@@ -158,6 +189,7 @@ def start(model: TrainedModel) -> None:
     st.session_state[NOTICE] = notice
     st.session_state[EDITOR_VERSION] = 0
     st.session_state[RESULT] = None
+    st.session_state[SHOWN] = None
 
 
 def follow(model: TrainedModel) -> None:
@@ -171,6 +203,8 @@ def follow(model: TrainedModel) -> None:
         return  # `start` cleaned the list against this very model
     kept, dropped = clean(st.session_state[ENTRIES], model.has_song)
     st.session_state[RESULT] = None
+    st.session_state[SHOWN] = None
+    st.session_state.pop(MORE_LIKE, None)
     if dropped:
         st.session_state[ENTRIES] = kept
         st.session_state[EDITOR_VERSION] += 1
@@ -198,12 +232,11 @@ def entries() -> Entries:
 
 
 def set_entries(new: Entries) -> None:
-    """Replace this visitor's list, save it, and drop results that no longer match it."""
+    """Replace this visitor's list and save it (shown recommendations follow on next run)."""
     if new == st.session_state[ENTRIES]:
         return
     st.session_state[ENTRIES] = new
     st.session_state[EDITOR_VERSION] += 1
-    st.session_state[RESULT] = None
     _save(st.session_state[TOKEN], new)
 
 

@@ -1,0 +1,87 @@
+"""Rows of songs a listener can act on: add with a rating, not for me, more like this.
+
+Used for the recommendations and for "more like this". Each action changes the list
+through app/page/session.py and asks for a whole-page rerun (the list lives outside the
+recommendations fragment); "more like this" only reruns the fragment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from songrec.app.listening_list import ListError, add
+from songrec.app.page import session
+from songrec.app.page.text import links_markdown, plain
+
+# "Not for me" counts as the lowest rating: the song leaves every later list and, against
+# the visitor's own higher ratings, weighs as a dislike (models.ranking.matrix).
+NOT_FOR_ME = 1
+RATINGS = list(range(10, 0, -1))
+
+
+@dataclass(frozen=True)
+class SongRow:
+    """One song to show: its names, a Markdown-safe detail line, and its recording id."""
+
+    song_id: str
+    artist: str
+    title: str
+    detail: str
+    mbid: str | None = None
+
+
+def _change_list(song_id: str, rating: int) -> None:
+    try:
+        session.set_entries(add(session.entries(), song_id, rating))
+    except ListError as exc:
+        st.session_state[session.NOTICE] = str(exc)
+    st.session_state[session.FULL_RERUN] = True
+
+
+def _on_rate(key: str, song_id: str) -> None:
+    rating = st.session_state.get(key)
+    if rating is not None:
+        _change_list(song_id, rating)
+
+
+def _on_more(song_id: str) -> None:
+    st.session_state[session.MORE_LIKE] = song_id
+
+
+def song_rows(rows: list[SongRow], prefix: str, first_rank: int = 1) -> None:
+    """Draw `rows`, each with its listen links and its three actions."""
+    for rank, row in enumerate(rows, first_rank):
+        name, detail, rate, no, more = st.columns(
+            [4, 4, 1.6, 1.3, 1.5], vertical_alignment="center", gap="small"
+        )
+        name.markdown(
+            f"**{rank}. {plain(row.artist)} – {plain(row.title)}**  \n"
+            f"{links_markdown(row.artist, row.title, row.mbid)}"
+        )
+        detail.caption(row.detail)
+        key = f"{prefix}_rate_{row.song_id}"
+        rate.selectbox(
+            "Add to my list, rated",
+            RATINGS,
+            index=None,
+            placeholder="Add, rated…",
+            key=key,
+            on_change=_on_rate,
+            args=(key, row.song_id),
+            label_visibility="collapsed",
+        )
+        no.button(
+            "Not for me",
+            key=f"{prefix}_no_{row.song_id}",
+            on_click=_change_list,
+            args=(row.song_id, NOT_FOR_ME),
+            help="Leaves this and every later list (it counts as a rating of 1).",
+        )
+        more.button(
+            "More like this",
+            key=f"{prefix}_more_{row.song_id}",
+            on_click=_on_more,
+            args=(row.song_id,),
+        )

@@ -1,0 +1,108 @@
+"""Take a list away: the listener's songs and recommendations as a JSPF or CSV playlist.
+
+JSPF is the JSON form of XSPF that ListenBrainz imports (https://xspf.org/jspf/): a
+`playlist` with a title, a creator, a date and `track` objects (title, creator, album
+left out, `identifier` a list of URIs). ListenBrainz accepts a track only when one of its
+identifiers is a MusicBrainz recording URL, so songs without a known recording id carry
+none and `Playlist.importable` says how many ListenBrainz will take. songrec's own fields
+(song id, rating, why) sit in each track's `extension`, keyed by a songrec URI as JSPF asks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from songrec.app.listen_links import recording_url, valid_mbid
+
+EXTENSION = "https://github.com/songrec/songrec#track"
+FORMATS = ("jspf", "csv")
+CSV_COLUMNS = [
+    *("position", "section", "artist", "title", "rating", "why", "song_id", "recording_mbid")
+]
+MEDIA_TYPES = {"jspf": "application/jspf+json", "csv": "text/csv"}
+
+
+@dataclass(frozen=True)
+class PlaylistTrack:
+    """One song of a playlist; `rating` is the listener's own or the predicted one."""
+
+    artist: str
+    title: str
+    song_id: str
+    section: str  # "your list" or "recommended"
+    rating: float | None = None
+    why: str | None = None
+    recording_mbid: str | None = None
+
+
+def importable(tracks: Sequence[PlaylistTrack]) -> int:
+    """How many tracks carry a MusicBrainz recording id (ListenBrainz imports only those)."""
+    return sum(valid_mbid(track.recording_mbid) is not None for track in tracks)
+
+
+def to_jspf(tracks: Sequence[PlaylistTrack], title: str, when: datetime | None = None) -> str:
+    """The tracks as a JSPF document (text)."""
+    date = (when or datetime.now(UTC)).isoformat(timespec="seconds")
+    items = []
+    for track in tracks:
+        item: dict = {"title": track.title, "creator": track.artist}
+        url = recording_url(track.recording_mbid)
+        if url:
+            item["identifier"] = [url]
+        extra = {"song_id": track.song_id, "section": track.section}
+        if track.rating is not None:
+            extra["rating"] = track.rating
+        if track.why:
+            extra["why"] = track.why
+        item["extension"] = {EXTENSION: extra}
+        items.append(item)
+    playlist = {
+        "title": title,
+        "creator": "songrec",
+        "date": date,
+        "annotation": f"{len(items)} songs from songrec",
+        "track": items,
+    }
+    return json.dumps({"playlist": playlist}, ensure_ascii=False, indent=2)
+
+
+def to_csv(tracks: Sequence[PlaylistTrack]) -> str:
+    """The tracks as CSV with a header row (spreadsheet-safe: see `_cell`)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for position, track in enumerate(tracks, 1):
+        row = [
+            position,
+            track.section,
+            track.artist,
+            track.title,
+            "" if track.rating is None else track.rating,
+            track.why or "",
+            track.song_id,
+            valid_mbid(track.recording_mbid) or "",
+        ]
+        writer.writerow([_cell(value) for value in row])
+    return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    # A name starting with = + - @ would run as a formula when the CSV opens in a
+    # spreadsheet; a leading apostrophe keeps it text (OWASP's CSV injection advice).
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def render(tracks: Sequence[PlaylistTrack], fmt: str, title: str = "songrec") -> str:
+    """The tracks in format `fmt` (one of FORMATS)."""
+    if fmt == "jspf":
+        return to_jspf(tracks, title)
+    if fmt == "csv":
+        return to_csv(tracks)
+    raise ValueError(f"unknown playlist format {fmt!r}; choose one of {', '.join(FORMATS)}")
