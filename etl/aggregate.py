@@ -5,7 +5,7 @@ of listens to `PlaysAggregator.add`; each batch runs through the one listens -> 
 (etl/sql/listens_to_plays.sql, transpiled), so memory holds partial plays, never all
 listens. BigQuery runs the same query remotely and hands its result to `add_plays`.
 `finish` merges partial plays (sums, min/max), picks each song's most common spelling
-and computes song ids.
+and its most played recording MBID, and computes song ids.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ SPILL_PREFIX = "songrec-duckdb-"
 # Partial plays as the query returns them; BigQuery's result has the same columns.
 _PARTIAL_COLUMNS = (
     "user_name, artist_key, track_key, artist_spelling, track_spelling, "
-    "plays, first_listened_at, last_listened_at"
+    "plays, first_listened_at, last_listened_at, recording_mbid"
 )
+MBID_COLUMN = "recording_mbid"
 # song_id: the first 16 hex digits of md5(<artist_key's UTF-8 length> ':' artist_key
 # track_key): the length prefix keeps two songs from sharing a key. etl.songs.key_text is the
 # Python twin; both must agree (tested on generated unicode).
@@ -91,11 +92,13 @@ class PlaysAggregator:
         self.con.execute(
             "CREATE TABLE partial (user_name VARCHAR, artist_key VARCHAR, track_key VARCHAR, "
             "artist_spelling VARCHAR, track_spelling VARCHAR, plays BIGINT, "
-            "first_listened_at TIMESTAMPTZ, last_listened_at TIMESTAMPTZ)"
+            "first_listened_at TIMESTAMPTZ, last_listened_at TIMESTAMPTZ, "
+            "recording_mbid VARCHAR)"
         )
 
     def add(self, listens: pa.Table | duckdb.DuckDBPyRelation) -> None:
-        """Aggregate listens (user_name, artist_name, track_name, listened_at).
+        """Aggregate listens (user_name, artist_name, track_name, listened_at and a
+        nullable recording_mbid; an Arrow batch without that column has no mbids).
 
         Arrow batches are buffered up to BUFFER_ROWS before the query runs: a time-ordered
         dump touches most users in every batch, and fewer, larger batches leave fewer
@@ -104,6 +107,7 @@ class PlaysAggregator:
         if not isinstance(listens, pa.Table):
             self._aggregate(listens)
             return
+        listens = with_mbid_column(listens)
         self.listens_seen += listens.num_rows
         times = listens.column("listened_at").cast(pa.timestamp("s", tz="UTC"))
         outside = pc.or_kleene(
@@ -132,8 +136,9 @@ class PlaysAggregator:
             self.con.unregister("listen")
 
     def add_plays(self, partial: pa.Table) -> None:
-        """Take partial plays that another engine (BigQuery) already aggregated."""
-        self.con.register("incoming", partial)
+        """Take partial plays that another engine (BigQuery) already aggregated; their
+        recording_mbid, when present, is already checked (the query's or NULL)."""
+        self.con.register("incoming", with_mbid_column(partial))
         try:
             self.con.execute(
                 f"INSERT INTO partial ({_PARTIAL_COLUMNS}) SELECT {_PARTIAL_COLUMNS} FROM incoming"
@@ -167,7 +172,9 @@ class PlaysAggregator:
         ).to_arrow_table()
         con.register("plays_out", plays)
         # The displayed spelling is the one played most; ties go to the greatest spelling
-        # so the choice never depends on row order.
+        # so the choice never depends on row order. The song's recording MBID likewise: of
+        # the valid ones its listens carried, the one with the most plays, ties to the
+        # greatest; NULL when none carried one.
         songs = con.sql(
             f"""
             WITH spellings AS (
@@ -178,14 +185,22 @@ class PlaysAggregator:
                        arg_max(artist_spelling, (n, artist_spelling, track_spelling)) AS a,
                        arg_max(track_spelling, (n, artist_spelling, track_spelling)) AS t
                 FROM spellings GROUP BY artist_key, track_key
+            ), mbid_plays AS (
+                SELECT artist_key, track_key, recording_mbid, sum(plays) AS n
+                FROM partial WHERE recording_mbid IS NOT NULL GROUP BY ALL
+            ), mbid AS (
+                SELECT {_SONG_ID_SQL} AS song_id,
+                       arg_max(recording_mbid, (n, recording_mbid)) AS recording_mbid
+                FROM mbid_plays GROUP BY artist_key, track_key
             ), popularity AS (
                 SELECT song_id, sum(least(plays, 10))::BIGINT AS plays,
                        sum(plays)::BIGINT AS raw_plays, count(*)::BIGINT AS listeners
                 FROM plays_out GROUP BY song_id
             )
             SELECT p.song_id, d.a AS artist_name, d.t AS track_name,
-                   p.plays, p.raw_plays, p.listeners
+                   p.plays, p.raw_plays, p.listeners, m.recording_mbid
             FROM popularity p JOIN display d USING (song_id)
+            LEFT JOIN mbid m USING (song_id)
             ORDER BY p.plays DESC, p.song_id
             """
         ).to_arrow_table()
@@ -197,3 +212,15 @@ class PlaysAggregator:
         """Release the embedded database and its spill folder."""
         self.con.close()
         shutil.rmtree(self._spill, ignore_errors=True)
+
+
+def with_mbid_column(table: pa.Table) -> pa.Table:
+    """`table` with a string recording_mbid column: all null when it had none, cast to
+    string when it had one of another type (a column of nulls only, say)."""
+    if MBID_COLUMN not in table.column_names:
+        return table.append_column(MBID_COLUMN, pa.nulls(table.num_rows, pa.string()))
+    column = table.column(MBID_COLUMN)
+    if column.type == pa.string():
+        return table
+    index = table.column_names.index(MBID_COLUMN)
+    return table.set_column(index, MBID_COLUMN, column.cast(pa.string()))

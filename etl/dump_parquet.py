@@ -6,7 +6,8 @@ user_name/track_name (e.g. the BigQuery table exported) reads the same way. A fo
 files is read by DuckDB directly (the fast path); a member of a tar archive is read by
 pyarrow in record batches, never extracted. Rows the listens -> plays query would drop
 (null or blank names, no time) are dropped here and counted, so the report accounts for
-every row.
+every row. The dump's recording_mbid column (nullable; NULL for files without one) is
+passed on unchecked: the listens -> plays query keeps only canonical ids.
 """
 
 from __future__ import annotations
@@ -48,9 +49,11 @@ def listen_select(schema: pa.Schema, relation: str, extra_columns: str = "") -> 
         when = "to_timestamp(listened_at)"
     else:
         raise EtlError(f"listened_at is {kind}, not a timestamp or Unix seconds")
+    # Any type a writer gave it reads as text; the query then checks the text.
+    mbid = "TRY_CAST(recording_mbid AS VARCHAR)" if "recording_mbid" in names else "NULL"
     return f"""
     SELECT u AS user_name, a AS artist_name, t AS track_name,
-           date_trunc('second', ts) AS listened_at,
+           date_trunc('second', ts) AS listened_at, m AS recording_mbid,
            CASE WHEN NOT ({usable_sql("u")}) THEN 'bad_user_name'
                 WHEN NOT ({usable_sql("a")}) THEN 'bad_artist_name'
                 WHEN NOT ({usable_sql("t")}) THEN 'bad_track_name'
@@ -58,7 +61,8 @@ def listen_select(schema: pa.Schema, relation: str, extra_columns: str = "") -> 
                 WHEN ts < TIMESTAMPTZ '1970-01-01 00:00:00+00' OR ts > {_MAX_TIME}
                     THEN 'bad_timestamp'
            END AS reason {extra_columns}
-    FROM (SELECT {user} AS u, artist_name AS a, {track} AS t, {when} AS ts {extra_columns}
+    FROM (SELECT {user} AS u, artist_name AS a, {track} AS t, {when} AS ts,
+                 {mbid}::VARCHAR AS m {extra_columns}
           FROM {relation})
     """
 
@@ -92,6 +96,7 @@ def keep_valid(
             batch.column("artist_name").cast(pa.string()),
             batch.column("track_name").cast(pa.string()),
             batch.column("listened_at").cast(pa.timestamp("s", tz="UTC")),
+            batch.column("recording_mbid").cast(pa.string()),
         ],
         schema=LISTEN_SCHEMA,
     )
@@ -172,7 +177,7 @@ def read_parquet_stream(
     schema = parquet.schema_arrow
     sql = listen_select(schema, "batch", ", _row")
     wanted = [c for c in ("user_name", "user_id", "artist_name", "track_name") if c in schema.names]
-    wanted += [c for c in ("recording_name", "listened_at") if c in schema.names]
+    wanted += [c for c in ("recording_name", "listened_at", "recording_mbid") if c in schema.names]
     total = parquet.metadata.num_rows
     done = 0
     con = _connect()

@@ -26,7 +26,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from songrec.etl.listens import BATCH_ROWS, LISTEN_SCHEMA, MAX_TS, MIN_TS, Rejects, parse_listen
+from songrec.etl.listens import (
+    BATCH_ROWS,
+    LISTEN_SCHEMA,
+    MAX_TS,
+    MIN_TS,
+    Rejects,
+    listens_table,
+    parse_listen,
+)
 
 BLOCK_BYTES = 32 << 20
 BOM = b"\xef\xbb\xbf"
@@ -35,7 +43,8 @@ READ_BYTES = 4 << 20
 _PY_SPACE = "".join(f"\\x{{{c:x}}}" for c in range(sys.maxunicode + 1) if chr(c).isspace())
 _SHAPE = (
     '{"user_name":"JSON","listened_at":"JSON","timestamp":"JSON",'
-    '"track_metadata":{"artist_name":"JSON","track_name":"JSON"}}'
+    '"track_metadata":{"artist_name":"JSON","track_name":"JSON",'
+    '"mbid_mapping":{"recording_mbid":"JSON"},"additional_info":{"recording_mbid":"JSON"}}}'
 )
 
 
@@ -69,7 +78,12 @@ def block_sql(with_user: bool) -> str:
                {_text_sql("j.user_name")} AS user_name,
                {_text_sql("j.track_metadata.artist_name")} AS artist_name,
                {_text_sql("j.track_metadata.track_name")} AS track_name,
-               coalesce(j.listened_at, j.timestamp) AS ts
+               coalesce(j.listened_at, j.timestamp) AS ts,
+               -- parse_listen's raw_mbid: the first of the two that is a string (a part
+               -- that is no object reads as an object without the key).
+               coalesce({_text_sql("j.track_metadata.mbid_mapping.recording_mbid")},
+                        {_text_sql("j.track_metadata.additional_info.recording_mbid")})
+                   AS recording_mbid
         FROM shaped
     ), timed AS (
         -- A JSON true would cast to 1: booleans are no time (parse_listen says so too).
@@ -79,6 +93,7 @@ def block_sql(with_user: bool) -> str:
     )
     SELECT i, user_name, artist_name, track_name,
            CASE WHEN secs BETWEEN {MIN_TS} AND {MAX_TS} THEN secs::BIGINT END AS secs,
+           recording_mbid,
            coalesce({user_ok} AND {usable_sql("artist_name")}
                     AND {usable_sql("track_name")}
                     AND secs BETWEEN {MIN_TS} AND {MAX_TS}, FALSE) AS sure
@@ -128,7 +143,9 @@ class BlockParser:
         finally:
             self.con.unregister("block_lines")
         sure = out.column("sure")
-        valid = out.filter(sure).select(["user_name", "artist_name", "track_name", "secs"])
+        valid = out.filter(sure).select(
+            ["user_name", "artist_name", "track_name", "secs", "recording_mbid"]
+        )
         if user is not None:
             valid = valid.set_column(0, "user_name", pa.array([user] * valid.num_rows))
         table = _to_listens(valid)
@@ -150,7 +167,7 @@ class BlockParser:
         user: str | None,
     ) -> pa.Table:
         """`parse_listen` on the given lines of the block, exactly as `parse_lines` does."""
-        users, artists, tracks, times = [], [], [], []
+        parsed_rows = []
         for i in sorted(rows):
             line = bytes(block[offsets[i] : offsets[i + 1]])
             if not line.strip():
@@ -159,20 +176,8 @@ class BlockParser:
             if isinstance(parsed, str):
                 self.rejects.add(parsed, f"{source}:{first_line + int(i)}")
                 continue
-            users.append(parsed[0])
-            artists.append(parsed[1])
-            tracks.append(parsed[2])
-            times.append(parsed[3])
-        return _to_listens(
-            pa.table(
-                {
-                    "user_name": pa.array(users, pa.string()),
-                    "artist_name": pa.array(artists, pa.string()),
-                    "track_name": pa.array(tracks, pa.string()),
-                    "secs": pa.array(times, pa.int64()),
-                }
-            )
-        )
+            parsed_rows.append(parsed)
+        return listens_table(parsed_rows)
 
 
 def _to_listens(table: pa.Table) -> pa.Table:
@@ -182,6 +187,7 @@ def _to_listens(table: pa.Table) -> pa.Table:
             table.column(1).cast(pa.string()),
             table.column(2).cast(pa.string()),
             table.column(3).cast(pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+            table.column(4).cast(pa.string()),
         ],
         schema=LISTEN_SCHEMA,
     )

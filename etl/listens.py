@@ -2,7 +2,11 @@
 
 A listen line is one JSON object. Full dumps carry `user_name` and `timestamp`; user
 exports and the API carry `listened_at` and no user name (the caller supplies one).
-Anything else is rejected under a named reason and never stops the run.
+Anything else is rejected under a named reason and never stops the run. A listen's
+MusicBrainz recording id comes from track_metadata.mbid_mapping.recording_mbid (the
+server's mapping, in exports), else track_metadata.additional_info.recording_mbid (what
+the client submitted): the first that is a JSON string, passed on as is; the listens ->
+plays query keeps only canonical ids (etl.mbids). It never rejects a listen.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ LISTEN_SCHEMA = pa.schema(
         ("artist_name", pa.string()),
         ("track_name", pa.string()),
         ("listened_at", pa.timestamp("s", tz="UTC")),
+        # Raw, unchecked; null when the listen carries none (see etl.mbids).
+        ("recording_mbid", pa.string()),
     ]
 )
 BATCH_ROWS = 500_000
@@ -87,8 +93,23 @@ def _timestamp(value: object) -> int | None | bool:
     return seconds if MIN_TS <= seconds <= MAX_TS else False
 
 
-def parse_listen(line: bytes | str, user: str | None) -> tuple[str, str, str, int] | str:
-    """One line -> (user_name, artist_name, track_name, unix_seconds), or a reject reason."""
+def raw_mbid(meta: dict) -> str | None:
+    """The recording MBID a listen's track_metadata carries, unchecked: mbid_mapping's,
+    else additional_info's, whichever is first a string."""
+    for part in ("mbid_mapping", "additional_info"):
+        inner = meta.get(part)
+        if isinstance(inner, dict):
+            value = inner.get("recording_mbid")
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def parse_listen(
+    line: bytes | str, user: str | None
+) -> tuple[str, str, str, int, str | None] | str:
+    """One line -> (user_name, artist_name, track_name, unix_seconds, raw recording_mbid),
+    or a reject reason."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -116,16 +137,19 @@ def parse_listen(line: bytes | str, user: str | None) -> tuple[str, str, str, in
     seconds = _timestamp(raw_ts)
     if seconds is False:
         return "bad_timestamp"
-    return user_name, artist, track, seconds
+    return user_name, artist, track, seconds, raw_mbid(meta)
 
 
-def _batch(users: list, artists: list, tracks: list, times: list) -> pa.Table:
+def listens_table(rows: list[tuple[str, str, str, int, str | None]]) -> pa.Table:
+    """Parsed listens (parse_listen's tuples) as one Arrow table in LISTEN_SCHEMA."""
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
     return pa.Table.from_arrays(
         [
-            pa.array(users, pa.string()),
-            pa.array(artists, pa.string()),
-            pa.array(tracks, pa.string()),
-            pa.array(times, pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+            pa.array(columns[0], pa.string()),
+            pa.array(columns[1], pa.string()),
+            pa.array(columns[2], pa.string()),
+            pa.array(columns[3], pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+            pa.array(columns[4], pa.string()),
         ],
         schema=LISTEN_SCHEMA,
     )
@@ -143,10 +167,7 @@ def parse_lines(
     `user` names the listener for formats without a user_name (a user export).
     Blank lines are ignored, as JSON-lines readers do.
     """
-    users: list[str] = []
-    artists: list[str] = []
-    tracks: list[str] = []
-    times: list[int] = []
+    rows: list[tuple[str, str, str, int, str | None]] = []
     for number, line in enumerate(lines, start=1):
         if number == 1:
             line = _without_bom(line)
@@ -156,12 +177,9 @@ def parse_lines(
         if isinstance(parsed, str):
             rejects.add(parsed, f"{source}:{number}")
             continue
-        users.append(parsed[0])
-        artists.append(parsed[1])
-        tracks.append(parsed[2])
-        times.append(parsed[3])
-        if len(users) >= batch_rows:
-            yield _batch(users, artists, tracks, times)
-            users, artists, tracks, times = [], [], [], []
-    if users:
-        yield _batch(users, artists, tracks, times)
+        rows.append(parsed)
+        if len(rows) >= batch_rows:
+            yield listens_table(rows)
+            rows = []
+    if rows:
+        yield listens_table(rows)

@@ -169,6 +169,8 @@ def to_partial_plays(rows: pa.Table, rejects: Rejects, source: str) -> pa.Table:
             "plays": good.column("plays"),
             "first_listened_at": none,
             "last_listened_at": none,
+            # These datasets name no MusicBrainz recording per row (360K's is an artist's).
+            "recording_mbid": pa.nulls(good.num_rows, pa.string()),
         }
     )
 

@@ -165,6 +165,8 @@ def sample_listens(spec: SampleSpec = SampleSpec()) -> Iterator[pa.Table]:
                 artists.take(pa.array(artist_index)),
                 tracks.take(pa.array(track_index)),
                 pa.array(seconds, pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+                # Synthetic songs are no MusicBrainz recordings.
+                pa.nulls(n, pa.string()),
             ],
             schema=LISTEN_SCHEMA,
         )

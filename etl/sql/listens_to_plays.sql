@@ -1,4 +1,5 @@
--- Listens -> plays per (user, song key, raw spelling). The one definition of this step.
+-- Listens -> plays per (user, song key, raw spelling, recording mbid). The one definition
+-- of this step.
 -- Written in BigQuery's dialect; etl/query.py runs it as is on BigQuery and transpiled
 -- (sqlglot) on DuckDB. `listen_table` is replaced by the real table; @start/@end are
 -- query parameters. Listens are first counted per raw spelling (cheap hashing); the song
@@ -9,11 +10,17 @@
 -- DuckDB tokenizer (30.11) mis-reads after a $parameter (the BigQuery emulator used in
 -- tests re-parses the query with it). GROUP BY uses positions: DuckDB binds names to FROM
 -- columns before SELECT aliases, BigQuery the other way round.
+-- recording_mbid (nullable STRING: the MusicBrainz recording the listen was mapped to) is
+-- grouped raw too, so a row is per (user, raw spelling, raw mbid): exact plays per mbid,
+-- and a spelling rarely carries more than one. It is then checked once per group: lower-
+-- cased, a canonical UUID (8-4-4-4-12 hex digits, nothing around) is kept, anything else
+-- becomes NULL. etl.mbids.valid_mbid is the Python twin.
 WITH raw_plays AS (
   SELECT
     user_name,
     artist_name,
     track_name,
+    recording_mbid,
     COUNT(*) AS plays,
     MIN(listened_at) AS first_listened_at,
     MAX(listened_at) AS last_listened_at
@@ -23,7 +30,7 @@ WITH raw_plays AS (
     AND user_name IS NOT NULL
     AND artist_name IS NOT NULL
     AND track_name IS NOT NULL
-  GROUP BY 1, 2, 3
+  GROUP BY 1, 2, 3, 4
 )
 SELECT
   user_name,
@@ -42,7 +49,12 @@ SELECT
   track_name AS track_spelling,
   plays,
   first_listened_at,
-  last_listened_at
+  last_listened_at,
+  IF(
+    REGEXP_CONTAINS(LOWER(recording_mbid), r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'),
+    LOWER(recording_mbid),
+    NULL
+  ) AS recording_mbid
 FROM raw_plays
 WHERE REGEXP_CONTAINS(user_name, r'\S')
   AND REGEXP_CONTAINS(artist_name, r'\S')

@@ -20,12 +20,18 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from songrec.etl.mbids import valid_mbid
 from songrec.etl.songs import song_id
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "listenbrainz-samples"
 DUMP_NAME = "listenbrainz-listens-dump-7-20250301-000000-full"
 SPARK_NAME = "listenbrainz-spark-dump-7-20250301-000000-full"
 BASE_TS = 1_700_000_000  # 2023-11-14
+# MusicBrainz recording ids of the small listens (real ones, of real recordings).
+GOLDEN_BROWN = "c7d0bf6e-b2aa-4ffa-bded-2448415b39b0"
+GOLDEN_BROWN_2 = "2d6f51c6-afc5-457e-9c58-689679c08d30"
+ALTERED_STATE = "899a043d-67bc-420c-85ea-6fee705baeb3"
+JOGA = "52534f30-d1c6-4313-b7e5-d58a171c7036"
 
 
 @dataclass(frozen=True)
@@ -36,29 +42,33 @@ class Listen:
     artist: str
     track: str
     ts: int
+    mbid: str | None = None  # the recording MBID the listen carries, raw (may be invalid)
 
 
 def small_listens() -> list[Listen]:
-    """Three listeners, songs with case/space spelling variants, repeated plays."""
+    """Three listeners, songs with case/space spelling variants, repeated plays, and
+    recording MBIDs: some absent, some invalid, one song with two (the most played wins)."""
     plays = [
         # alice: "Golden Brown" four times in three spellings, the canonical one most often.
-        ("alice", "The Stranglers", "Golden Brown", 4),
-        ("alice", "the stranglers", "golden brown", 1),
-        ("alice", "  The  Stranglers ", "Golden   Brown", 1),
-        ("alice", "Sweet Garden", "Altered State", 12),
-        ("alice", "The Mamas & The Papas", "California Dreamin'", 1),
-        ("bob", "THE STRANGLERS", "GOLDEN BROWN", 2),
-        ("bob", "Sweet Garden", "Altered State", 1),
-        ("bob", "Björk", "Jóga", 3),
-        ("carol", "Björk", "Jóga", 1),
-        ("carol", "björk", "jóga", 1),
-        ("carol", "Sweet Garden", "Altered\tState", 2),
+        # Its MBIDs: GOLDEN_BROWN 3 + 1 (upper-cased) = 4 plays, GOLDEN_BROWN_2 1 + 2 (bob).
+        ("alice", "The Stranglers", "Golden Brown", 4, [GOLDEN_BROWN] * 3 + [GOLDEN_BROWN_2]),
+        ("alice", "the stranglers", "golden brown", 1, [GOLDEN_BROWN.upper()]),
+        ("alice", "  The  Stranglers ", "Golden   Brown", 1, ["not-an-mbid"]),
+        ("alice", "Sweet Garden", "Altered State", 12, [None]),
+        ("alice", "The Mamas & The Papas", "California Dreamin'", 1, [""]),
+        ("bob", "THE STRANGLERS", "GOLDEN BROWN", 2, [GOLDEN_BROWN_2]),
+        ("bob", "Sweet Garden", "Altered State", 1, [f"{{{ALTERED_STATE}}}"]),  # braces
+        ("bob", "Björk", "Jóga", 3, [JOGA]),
+        ("carol", "Björk", "Jóga", 1, [f" {JOGA}"]),  # a space: not an id
+        ("carol", "björk", "jóga", 1, [None]),
+        ("carol", "Sweet Garden", "Altered\tState", 2, [ALTERED_STATE, None]),
     ]
     listens = []
-    for user, artist, track, count in plays:
-        for _ in range(count):
+    for user, artist, track, count, mbids in plays:
+        for n in range(count):
             # Three days apart: the listens span several months (several dump members).
-            listens.append(Listen(user, artist, track, BASE_TS + 3 * 86_400 * len(listens)))
+            when = BASE_TS + 3 * 86_400 * len(listens)
+            listens.append(Listen(user, artist, track, when, mbids[n % len(mbids)]))
     return listens
 
 
@@ -77,6 +87,8 @@ def dump_line(listen: Listen, user_id: int = 1) -> bytes:
                     "recording_msid": "03dcc65c-0e01-4f25-aa1f-0f469d10e2ad",
                     "duration_ms": 206760,
                     "music_service": "spotify.com",
+                    # What a client submitted (dumps have no server mapping).
+                    **({"recording_mbid": listen.mbid} if listen.mbid is not None else {}),
                 },
             },
             "recording_msid": "03dcc65c-0e01-4f25-aa1f-0f469d10e2ad",
@@ -86,7 +98,11 @@ def dump_line(listen: Listen, user_id: int = 1) -> bytes:
 
 
 def export_line(listen: Listen) -> bytes:
-    """A listen as a user export writes it: listened_at, no user name."""
+    """A listen as a user export writes it: listened_at, no user name; the MBID in the
+    server's mbid_mapping (absent: mbid_mapping null, as for an unmapped listen)."""
+    mapping = None
+    if listen.mbid is not None:
+        mapping = {"recording_mbid": listen.mbid, "recording_name": listen.track}
     return orjson.dumps(
         {
             "listened_at": listen.ts,
@@ -97,7 +113,7 @@ def export_line(listen: Listen) -> bytes:
                 "release_name": "Some Release",
                 "recording_msid": "23417b11-6914-4339-991c-bdfc3e120678",
                 "additional_info": {"duration_ms": 162373},
-                "mbid_mapping": None,
+                "mbid_mapping": mapping,
             },
         }
     )
@@ -169,7 +185,7 @@ def spark_table(listens: list[Listen], user_ids: dict[str, int]) -> pa.Table:
             "release_name": pa.array(["Some Release"] * n),
             "release_mbid": pa.nulls(n, pa.string()),
             "recording_name": pa.array([x.track for x in listens]),
-            "recording_mbid": pa.nulls(n, pa.string()),
+            "recording_mbid": pa.array([x.mbid for x in listens], pa.string()),
             "artist_credit_mbids": pa.nulls(n, pa.list_(pa.string())),
         }
     )
@@ -215,15 +231,21 @@ def expected_plays(listens: Iterable[Listen]) -> dict[tuple[str, str], int]:
 
 
 def expected_songs(listens: Iterable[Listen]) -> dict[str, dict]:
-    """Per song: displayed spelling (most played; ties to the greatest), plays, listeners."""
+    """Per song: displayed spelling (most played; ties to the greatest), plays, listeners,
+    and the valid recording MBID played most (ties to the greatest; None if none)."""
     listens = list(listens)
     plays = expected_plays(listens)
     spellings: dict[str, Counter] = {}
+    mbids: dict[str, Counter] = {}
     for x in listens:
         spellings.setdefault(song_id(x.artist, x.track), Counter())[(x.artist, x.track)] += 1
+        mbid = valid_mbid(x.mbid)
+        if mbid is not None:
+            mbids.setdefault(song_id(x.artist, x.track), Counter())[mbid] += 1
     songs = {}
     for sid, counts in spellings.items():
         artist, track = max(counts, key=lambda s: (counts[s], s))
+        by_mbid = mbids.get(sid, Counter())
         per_user = [n for (_, s), n in plays.items() if s == sid]
         songs[sid] = {
             "artist_name": artist,
@@ -231,8 +253,15 @@ def expected_songs(listens: Iterable[Listen]) -> dict[str, dict]:
             "plays": sum(min(n, 10) for n in per_user),
             "raw_plays": sum(per_user),
             "listeners": len(per_user),
+            "recording_mbid": max(by_mbid, key=lambda m: (by_mbid[m], m)) if by_mbid else None,
         }
     return songs
+
+
+def songs_of(folder: Path) -> dict[str, dict]:
+    """songs.parquet of a ratings folder as song_id -> row (nulls as None, not NaN)."""
+    rows = pq.read_table(folder / "songs.parquet").to_pylist()
+    return {row.pop("song_id"): row for row in rows}
 
 
 def songrec(*args: str) -> subprocess.CompletedProcess:
@@ -258,6 +287,10 @@ def lb() -> SimpleNamespace:
         SAMPLES=SAMPLES,
         DUMP_NAME=DUMP_NAME,
         SPARK_NAME=SPARK_NAME,
+        GOLDEN_BROWN=GOLDEN_BROWN,
+        GOLDEN_BROWN_2=GOLDEN_BROWN_2,
+        ALTERED_STATE=ALTERED_STATE,
+        JOGA=JOGA,
         small_listens=small_listens,
         dump_line=dump_line,
         export_line=export_line,
@@ -268,5 +301,6 @@ def lb() -> SimpleNamespace:
         write_export_zip=write_export_zip,
         expected_plays=expected_plays,
         expected_songs=expected_songs,
+        songs_of=songs_of,
         songrec=songrec,
     )

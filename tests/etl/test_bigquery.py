@@ -136,8 +136,21 @@ def _client(url: str) -> bigquery.Client:
     )
 
 
+# Recording MBIDs as the listens carry them: canonical, upper-cased (kept, lower-cased),
+# and not ids at all (kept as NULL) by both engines alike.
+BEATLES = "2d6f51c6-afc5-457e-9c58-689679c08d30"
+BEATLES_2 = "899a043d-67bc-420c-85ea-6fee705baeb3"
+
+
+def _mbid(i: int) -> str | None:
+    """The raw MBID of generated listen `i`: a track's id in several forms, or none."""
+    canonical = f"{(i * 3) % 17:08x}-0000-4000-8000-{i % 4:012x}"
+    return [canonical, canonical.upper(), None, f"{canonical}x", ""][i % 5]
+
+
 def make_listens() -> list[dict]:
-    """Listens in and around March 2019: spelling variants, empty names, odd whitespace."""
+    """Listens in and around March 2019: spelling variants, empty names, odd whitespace,
+    recording MBIDs valid, upper-cased and invalid."""
     listens = []
     t0 = datetime(2019, 2, 20, tzinfo=UTC)
     artists = [f"Synthetic Band {i}" for i in range(12)]
@@ -148,11 +161,14 @@ def make_listens() -> list[dict]:
                 "user_name": f"listener_{(i * 7) % 23}",
                 "artist_name": artists[(i * 5) % 12],
                 "track_name": f"Track {(i * 3) % 17}",
+                "recording_mbid": _mbid(i),
             }
         )
     mid = datetime(2019, 3, 15, 12, tzinfo=UTC)
     # One song, five spellings (case, inner runs, edges, a tab): one song_id, and the
-    # spelling played most ("The Beatles" / "Let It Be") is the one displayed.
+    # spelling played most ("The Beatles" / "Let It Be") is the one displayed. Its MBIDs:
+    # BEATLES 3 plays (one upper-cased), BEATLES_2 2, one invalid: BEATLES is the song's.
+    mbids = [BEATLES, BEATLES_2, BEATLES.upper(), "bogus", BEATLES_2, None, BEATLES]
     for n, (artist, track) in enumerate(
         [("The Beatles", "Let It Be")] * 4
         + [
@@ -162,7 +178,8 @@ def make_listens() -> list[dict]:
         ]
     ):
         listens.append({"listened_at": mid + timedelta(hours=n), "user_name": "ringo",
-                        "artist_name": artist, "track_name": track})  # fmt: skip
+                        "artist_name": artist, "track_name": track,
+                        "recording_mbid": mbids[n]})  # fmt: skip
     edges = [
         ("ringo", "The Beatles", "Let It Be", START),  # the first instant: in
         ("ringo", "The Beatles", "Let It Be", END),  # end is exclusive: out
@@ -207,7 +224,7 @@ def loaded(emulator: Emulator) -> list[dict]:
 
 def _duckdb_folder(listens: list[dict], out: Path) -> dict:
     batch = pa.Table.from_pylist(
-        [{k: row[k] for k in LISTEN_SCHEMA.names} for row in listens], schema=LISTEN_SCHEMA
+        [{k: row.get(k) for k in LISTEN_SCHEMA.names} for row in listens], schema=LISTEN_SCHEMA
     )
     return run_listens(EtlRun(source="test", out_dir=out, start=START, end=END), [batch])
 
@@ -259,6 +276,12 @@ def test_cli_plays_equal_the_duckdb_paths(emulator: Emulator, loaded: list[dict]
     assert len(beatles) == 1  # five spellings, one song
     assert (beatles[0]["artist_name"], beatles[0]["track_name"]) == ("The Beatles", "Let It Be")
     assert beatles[0]["raw_plays"] == 8  # 7 mid-March + the one at START
+    assert beatles[0]["recording_mbid"] == BEATLES
+    # Upper-cased ids were lower-cased, anything else dropped, by BigQuery as by DuckDB.
+    mbids = {s["recording_mbid"] for s in songs} - {None}
+    assert mbids and all(
+        re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", m) for m in mbids
+    )
 
     # The query BigQuery ran carries the dates as parameters, never as literals.
     job = _client(emulator.rest_url).get_job(report["job_id"])

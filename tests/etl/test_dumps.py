@@ -25,6 +25,7 @@ from songrec.app.cli.errors import run_cli
 from songrec.etl.dump_formats import plan_inputs, total_bytes
 from songrec.etl.dumps import read_inputs
 from songrec.etl.listens import Rejects
+from songrec.etl.mbids import valid_mbid
 from songrec.etl.songs import song_id
 
 
@@ -63,8 +64,7 @@ def test_full_dump_tar_zst_into_the_ratings_folder(tmp_path, lb, listens):
     _dump(str(path), "--out", str(out))
 
     assert _plays(out) == lb.expected_plays(listens)
-    songs = pd.read_parquet(out / "songs.parquet").set_index("song_id")
-    assert songs.to_dict("index") == lb.expected_songs(listens)
+    assert lb.songs_of(out) == lb.expected_songs(listens)
     ratings = pd.read_parquet(out / "ratings.parquet")
     got = dict(
         zip(zip(ratings.user_name, ratings.song_id, strict=True), ratings.rating, strict=True)
@@ -145,6 +145,9 @@ def test_spark_dump_equals_the_json_dump_and_counts_unusable_rows(tmp_path, lb, 
     _dump(str(target), "--out", str(out))
 
     assert _plays(out) == _as_ids(lb.expected_plays(listens), ids)
+    # The recording_mbid column, checked and chosen as the JSON dump's additional_info.
+    mbids = {sid: song["recording_mbid"] for sid, song in lb.expected_songs(listens).items()}
+    assert {sid: song["recording_mbid"] for sid, song in lb.songs_of(out).items()} == mbids
     report = _report(out)
     assert report["rejected_by_reason"] == {
         "bad_user_name": 1,
@@ -170,11 +173,37 @@ def _sample_plays(files: list[Path]) -> Counter:
     return counts
 
 
+def _most_played_mbids(pairs: list[tuple[str, str | None]]) -> dict[str, str | None]:
+    """song_id -> the valid MBID its (song_id, raw mbid) listens carry most (ties to the
+    greatest), None for a song without one: what songs.parquet must hold."""
+    counts: dict[str, Counter] = {}
+    for sid, raw in pairs:
+        ids = counts.setdefault(sid, Counter())
+        if valid_mbid(raw) is not None:
+            ids[valid_mbid(raw)] += 1
+    return {sid: max(c, key=lambda m: (c[m], m)) if c else None for sid, c in counts.items()}
+
+
+def _sample_mbids(files: list[Path]) -> dict[str, str | None]:
+    """The recording MBID of each song of the real Spark sample, from its Parquet files."""
+    pairs = []
+    for file in files:
+        table = pq.read_table(file, columns=["artist_name", "recording_name", "recording_mbid"])
+        pairs += [
+            (song_id(r["artist_name"], r["recording_name"]), r["recording_mbid"])
+            for r in table.to_pylist()
+        ]
+    return _most_played_mbids(pairs)
+
+
 @pytest.mark.realdata
 def test_real_spark_sample_as_folder_and_as_tars(tmp_path, lb):
     folder = lb.SAMPLES / "spark-full-dump"
     files = sorted(folder.glob("*.parquet"))
     expected = _sample_plays(files)
+    mbids = _sample_mbids(files)
+    # The sample maps most listens, not all: both kinds are there.
+    assert None in mbids.values() and sum(m is not None for m in mbids.values()) > 20
     tar_path = tmp_path / f"{lb.SPARK_NAME}.tar"
     with tarfile.open(tar_path, "w") as tar:
         for file in sorted(folder.iterdir()):
@@ -194,6 +223,8 @@ def test_real_spark_sample_as_folder_and_as_tars(tmp_path, lb):
         assert report["listens_read"] == sum(expected.values()) == 68
         assert report["dump_metadata"][source.name]["START_TIMESTAMP"].startswith("2020-01-04")
         assert report["rejected_by_reason"] == {}
+        songs = lb.songs_of(out)
+        assert {sid: song["recording_mbid"] for sid, song in songs.items()} == mbids
 
 
 @pytest.mark.realdata
@@ -209,6 +240,17 @@ def test_real_user_export_and_invalid_lines(tmp_path, lb):
             if meta["artist_name"] and meta["track_name"]:
                 expected[("rob", song_id(meta["artist_name"], meta["track_name"]))] += 1
     assert _plays(out) == dict(expected) and sum(expected.values()) == 5
+    # Recording MBIDs: the export's mbid_mapping (the mixed file's listens carry none).
+    pairs = []
+    for path in (export, mixed):
+        for line in path.read_bytes().splitlines():
+            meta = orjson.loads(line)["track_metadata"]
+            if meta["artist_name"] and meta["track_name"]:
+                mapped = (meta.get("mbid_mapping") or {}).get("recording_mbid")
+                pairs.append((song_id(meta["artist_name"], meta["track_name"]), mapped))
+    mbids = _most_played_mbids(pairs)
+    assert sum(m is not None for m in mbids.values()) == 2  # both export listens are mapped
+    assert {sid: song["recording_mbid"] for sid, song in lb.songs_of(out).items()} == mbids
     report = _report(out)
     assert report["rejected_examples"] == {
         "bad_artist_name": ["mixed_validity.jsonl:2"],
@@ -259,6 +301,9 @@ def test_export_files_compressed_or_as_one_json_array(tmp_path, lb, listens):
         merged[("rob", song)] += 4 * n
     assert _plays(out) == dict(merged)
     assert _report(out)["listens_read"] == 4 * len(listens)
+    # The MBIDs of mbid_mapping, the most played valid one per song (four times each).
+    mbids = {sid: song["recording_mbid"] for sid, song in lb.expected_songs(listens).items()}
+    assert {sid: song["recording_mbid"] for sid, song in lb.songs_of(out).items()} == mbids
 
 
 def test_folder_of_listens_files_and_date_window(tmp_path, lb, listens):
