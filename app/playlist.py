@@ -74,7 +74,8 @@ def to_jspf(tracks: Sequence[PlaylistTrack], title: str, when: datetime | None =
 def to_csv(tracks: Sequence[PlaylistTrack]) -> str:
     """The tracks as CSV with a header row (spreadsheet-safe: see `_cell`)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: with them the writer quotes every field holding \r or \n too.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for position, track in enumerate(tracks, 1):
         row = [
