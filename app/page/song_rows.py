@@ -53,35 +53,41 @@ def _on_more(song_id: str) -> None:
 def song_rows(rows: list[SongRow], prefix: str, first_rank: int = 1) -> None:
     """Draw `rows`, each with its listen links and its three actions."""
     for rank, row in enumerate(rows, first_rank):
-        name, detail, rate, no, more = st.columns(
-            [4, 4, 1.6, 1.3, 1.5], vertical_alignment="center", gap="small"
-        )
-        name.markdown(
-            f"**{rank}. {plain(row.artist)} – {plain(row.title)}**  \n"
-            f"{links_markdown(row.artist, row.title, row.mbid)}"
-        )
-        detail.caption(row.detail)
-        key = f"{prefix}_rate_{row.song_id}"
-        rate.selectbox(
-            "Add to my list, rated",
-            RATINGS,
-            index=None,
-            placeholder="Add, rated…",
-            key=key,
-            on_change=_on_rate,
-            args=(key, row.song_id),
-            label_visibility="collapsed",
-        )
-        no.button(
-            "Not for me",
-            key=f"{prefix}_no_{row.song_id}",
-            on_click=_change_list,
-            args=(row.song_id, NOT_FOR_ME),
-            help="Leaves this and every later list (it counts as a rating of 1).",
-        )
-        more.button(
-            "More like this",
-            key=f"{prefix}_more_{row.song_id}",
-            on_click=_on_more,
-            args=(row.song_id,),
-        )
+        # The key names the row in the browser too (CSS class st-key-<key>).
+        with st.container(key=f"{prefix}_row_{rank}"):
+            _row(rank, row, prefix)
+
+
+def _row(rank: int, row: SongRow, prefix: str) -> None:
+    name, detail, rate, no, more = st.columns(
+        [4, 4, 1.6, 1.3, 1.5], vertical_alignment="center", gap="small"
+    )
+    name.markdown(
+        f"**{rank}. {plain(row.artist)} – {plain(row.title)}**  \n"
+        f"{links_markdown(row.artist, row.title, row.mbid)}"
+    )
+    detail.caption(row.detail)
+    key = f"{prefix}_rate_{row.song_id}"
+    rate.selectbox(
+        "Add to my list, rated",
+        RATINGS,
+        index=None,
+        placeholder="Add, rated…",
+        key=key,
+        on_change=_on_rate,
+        args=(key, row.song_id),
+        label_visibility="collapsed",
+    )
+    no.button(
+        "Not for me",
+        key=f"{prefix}_no_{row.song_id}",
+        on_click=_change_list,
+        args=(row.song_id, NOT_FOR_ME),
+        help="Leaves this and every later list (it counts as a rating of 1).",
+    )
+    more.button(
+        "More like this",
+        key=f"{prefix}_more_{row.song_id}",
+        on_click=_on_more,
+        args=(row.song_id,),
+    )

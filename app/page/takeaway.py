@@ -59,7 +59,9 @@ def takeaway(catalogue: session.Catalogue, recommended: Sequence[Recommendation]
     st.markdown("**Take it away**")
     choices = list(INCLUDE) if recommended else ["Your list"]
     what, jspf, csv = st.columns([3, 2, 2], vertical_alignment="bottom")
-    choice = what.selectbox("Playlist of", choices, key="takeaway_choice")
+    # One key per set of choices: a choice made before recommending must not stick after.
+    key = "takeaway_choice" if recommended else "takeaway_choice_list"
+    choice = what.selectbox("Playlist of", choices, key=key)
     chosen = [t for t in tracks if t.section in INCLUDE.get(choice, INCLUDE["Your list"])]
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     title = f"songrec {stamp}"

@@ -1,19 +1,24 @@
 """The real page in a real browser: `songrec app` + Debian's Chromium driven by Playwright.
 
-Adds two songs, recommends (ten rows), closes the browser context, opens a new one with
-the same stored state (cookies) and finds the list again. Screenshots land in
-tests/artifacts/ (gitignored) for a human to look at.
+A visitor finds a song by search and one by artist, recommends (ten rows with listen
+links), adds a recommended song, shows the next ten, downloads the JSPF playlist and reads
+it, then closes the browser and finds the list again with the same cookies.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
-from page_server import CHROMIUM, CHROMIUM_ARGS, serve
+from page_server import CHROMIUM, CHROMIUM_ARGS, REPO, serve
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+# SONGREC_SCREENSHOTS=docs writes the screenshots README shows (docs/, committed);
+# otherwise they land in tests/artifacts/ (gitignored) for a human to look at.
+SCREENSHOTS_ENV = "SONGREC_SCREENSHOTS"
 WAIT_MS = 30_000
 # Tall enough for the whole page: Streamlit scrolls an inner element, not the document.
 VIEWPORT = {"width": 1400, "height": 1500}
@@ -43,6 +48,12 @@ def add(page, artist: str, song: str, count: int) -> None:
     page.get_by_text(f"Your list ({count} {songs})").wait_for(timeout=WAIT_MS)
 
 
+def screenshot_folder() -> Path:
+    folder = REPO / "docs" if os.environ.get(SCREENSHOTS_ENV) == "docs" else ARTIFACTS
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -53,28 +64,85 @@ def browser():
         browser.close()
 
 
-def test_list_survives_closing_the_browser(browser, model, model_dir, tmp_path):
-    ARTIFACTS.mkdir(exist_ok=True)
+def rows(page, prefix: str = "rec") -> list[str]:
+    """The first line ("N. Artist – Title") of each shown row."""
+    texts = page.locator(f'[class*="st-key-{prefix}_row_"]').all_inner_texts()
+    return [text.strip().splitlines()[0] for text in texts]
+
+
+def wait_row(page, rank: int, prefix: str = "rec") -> None:
+    page.locator(f".st-key-{prefix}_row_{rank}").wait_for(timeout=WAIT_MS)
+
+
+def search_and_add(page, query: str, label: str, count: int) -> None:
+    box = page.get_by_role("textbox", name="Find a song")
+    box.fill(query)
+    box.press("Enter")
+    page.get_by_role("combobox", name="Matching songs").wait_for(timeout=WAIT_MS)
+    choose(page, "Matching songs", label)
+    page.get_by_role("button", name="Add to list").click()
+    page.get_by_text(f"Your list ({count} songs)" if count > 1 else "Your list (1 song)").wait_for(
+        timeout=WAIT_MS
+    )
+    box.fill("")
+    box.press("Enter")
+    page.get_by_role("combobox", name="Artist").wait_for(timeout=WAIT_MS)
+
+
+def test_a_visitor_builds_a_list_acts_on_it_and_takes_it_away(browser, model, model_dir, tmp_path):
+    shots = screenshot_folder()
     songs = model.songs
-    picks = [songs.iloc[0], songs[songs["artist_name"] != songs.iloc[0]["artist_name"]].iloc[1]]
+    first = songs.iloc[0]
+    second = songs[songs["artist_name"] != first["artist_name"]].iloc[1]
     with serve(model_dir, tmp_path / "lists.sqlite3", tmp_path / "server.log") as (url, _):
-        context = browser.new_context(viewport=VIEWPORT)
+        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
         page = context.new_page()
         page.goto(url)
         page.get_by_role("button", name="Add to list").wait_for(timeout=WAIT_MS)
-        for count, row in enumerate(picks, start=1):
-            add(page, row["artist_name"], row["track_name"], count)
+        # Search by title words typed in upper case, then the artist picker.
+        search_and_add(
+            page,
+            f"{first['track_name'].upper()} {first['artist_name'][:4]}",
+            f"{first['artist_name']} – {first['track_name']}",
+            1,
+        )
+        add(page, second["artist_name"], second["track_name"], 2)
+
         page.get_by_role("button", name="Recommend songs").click()
-        table = page.locator('[data-testid="stTable"] table')
-        table.locator("tbody tr").nth(9).wait_for(timeout=WAIT_MS)
-        rows = [row.locator("td, th").all_inner_texts() for row in table.locator("tbody tr").all()]
-        assert len(rows) == 10
-        # Columns: rank, artist, song, predicted rating, why.
-        shown = {(cells[1].strip(), cells[2].strip()) for cells in rows}
-        assert len(shown) == 10
-        assert not shown & {(row["artist_name"], row["track_name"]) for row in picks}
-        assert all(cells[4].startswith("because you rated") for cells in rows)
-        page.screenshot(path=ARTIFACTS / "app_recommendations.png")
+        wait_row(page, 10)
+        shown = rows(page)
+        assert [line.split(". ", 1)[0] for line in shown] == [str(i) for i in range(1, 11)]
+        names = {line.split(". ", 1)[1] for line in shown}
+        picked = {f"{r['artist_name']} – {r['track_name']}" for r in (first, second)}
+        assert len(names) == 10 and not names & picked
+        row = page.locator(".st-key-rec_row_1")
+        links = row.get_by_role("link")
+        assert links.count() >= 2
+        assert all(links.nth(i).get_attribute("target") == "_blank" for i in range(links.count()))
+
+        # Add the third recommendation, rated 9: the list grows, the ten stay ten.
+        third = shown[2].split(". ", 1)[1]
+        rate = page.locator(".st-key-rec_row_3").get_by_role("combobox")
+        rate.click()
+        page.get_by_role("option", name="9", exact=True).click()
+        page.get_by_text("Your list (3 songs)").wait_for(timeout=WAIT_MS)
+        page.wait_for_function(
+            "t => !document.body.innerText.includes(t + '**')", arg=third, timeout=WAIT_MS
+        )
+        wait_row(page, 10)
+        assert third not in {line.split(". ", 1)[1] for line in rows(page)}
+        page.screenshot(path=shots / "page-recommendations.png")
+
+        page.get_by_role("button", name="Next ten").click()
+        wait_row(page, 20)
+        assert rows(page)[0].startswith("11. ")
+
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download JSPF").click()
+        playlist = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+        titles = {(t["creator"], t["title"]) for t in playlist["playlist"]["track"]}
+        assert (first["artist_name"], first["track_name"]) in titles
+        assert len(titles) == 3 + 10, "the list (3) and the ten shown"
         state = context.storage_state()
         context.close()
 
@@ -82,15 +150,14 @@ def test_list_survives_closing_the_browser(browser, model, model_dir, tmp_path):
         again = browser.new_context(storage_state=state, viewport=VIEWPORT)
         page = again.new_page()
         page.goto(url)
-        page.get_by_text("Your list (2 songs)").wait_for(timeout=WAIT_MS)
+        page.get_by_text("Your list (3 songs)").wait_for(timeout=WAIT_MS)
         cells = page.locator('[data-testid="stDataFrame"] td')
-        for row in picks:
+        for row in (first, second):
             # Glide grid paints a canvas; its accessible twin table is in the DOM, hidden.
             cells.filter(has_text=row["track_name"]).first.wait_for(
                 state="attached", timeout=WAIT_MS
             )
-        assert {row["artist_name"] for row in picks} <= set(cells.all_inner_texts())
-        page.screenshot(path=ARTIFACTS / "app_list_restored.png")
+        page.screenshot(path=shots / "page-list-restored.png")
         again.close()
 
         stranger = browser.new_context()
@@ -117,7 +184,7 @@ def test_the_page_works_when_the_browser_refuses_cookies(browser, model, model_d
         page.get_by_role("button", name="Add to list").wait_for(timeout=WAIT_MS)
         add(page, row["artist_name"], row["track_name"], 1)
         page.get_by_role("button", name="Recommend songs").click()
-        page.locator('[data-testid="stTable"] tbody tr').nth(9).wait_for(timeout=WAIT_MS)
+        wait_row(page, 10)
         assert not any(c["name"] == "songrec_list" for c in context.cookies())
         page.reload()
         page.get_by_text("Your list (0 songs)").wait_for(timeout=WAIT_MS)
