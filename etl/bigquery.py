@@ -6,6 +6,8 @@ against an emulator endpoint); `estimate` dry-runs the one listens -> plays quer
 `run_bigquery` refuses a query over the bytes guard, runs it with `maximum_bytes_billed`
 as the server-side guard, streams the result batch by batch into `PlaysAggregator` and
 writes the ratings folder. Every expected failure becomes one `EtlError` line.
+The query reads user_name, artist_name, track_name, listened_at and recording_mbid (a
+nullable STRING in the public table's schema), so a --table must carry all five.
 """
 
 from __future__ import annotations

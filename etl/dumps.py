@@ -125,9 +125,14 @@ def _json_lines(
     yield from parse_stream(buffered, parser, name, user)
 
 
+# The listens formats a run met (the report's `listen_formats`, etl.pipeline's kinds).
+JSON_DUMP, SPARK_DUMP, USER_EXPORT = "listenbrainz-dump", "spark-dump", "user-export"
+
+
 class DumpReader:
     """Streams listens out of planned inputs; fills `extra` with what the dumps say of
-    themselves (SCHEMA_SEQUENCE, TIMESTAMP...) and the format of each input."""
+    themselves (SCHEMA_SEQUENCE, TIMESTAMP...), the format of each input and the listens
+    formats read (`listen_formats`: sorted, of JSON_DUMP, SPARK_DUMP, USER_EXPORT)."""
 
     def __init__(
         self, rejects: Rejects, extra: dict, on_bytes: Callable[[int], None] | None = None
@@ -159,6 +164,12 @@ class DumpReader:
                 raise EtlError(f"cannot read {item.path}: {exc}") from None
             self.meter.finish()
 
+    def _saw(self, listen_format: str) -> None:
+        seen = self.extra.setdefault("listen_formats", [])
+        if listen_format not in seen:
+            seen.append(listen_format)
+            seen.sort()
+
     def _note(self, item: Input, key: str, text: bytes) -> None:
         meta = self.extra.setdefault("dump_metadata", {}).setdefault(item.path.name, {})
         meta[key] = text.decode("utf-8", "replace").strip()
@@ -172,6 +183,7 @@ class DumpReader:
         kind = kind_of_name(name)
         if kind == "parquet":
             self.found += 1
+            self._saw(SPARK_DUMP)
             # A Parquet file is read from its footer: members of a compressed tar cannot
             # seek, so such a member (128 MB at most in ListenBrainz dumps) is read whole.
             if not item.path.name.lower().endswith(".tar"):
@@ -179,6 +191,7 @@ class DumpReader:
             yield from read_parquet_stream(stream, name, self.rejects)
         elif kind in ("lines", "export"):
             self.found += 1
+            self._saw(JSON_DUMP if kind == "lines" else USER_EXPORT)
             user = None if kind == "lines" else item.user or need_user(Path(name), None)
             yield from _json_lines(decompressed(stream, name), name, self.parser, user)
 
@@ -228,6 +241,7 @@ class DumpReader:
                 rows_done += rows
                 self.meter.advance_to(parquet_bytes * rows_done // rows_total)
 
+            self._saw(SPARK_DUMP)
             yield from read_parquet_files(parquet, self.rejects, on_rows)
             done = parquet_bytes
         for file in files:
@@ -256,6 +270,7 @@ class DumpReader:
             rows_done += rows
             self.meter.advance_to(item.size * rows_done // rows_total)
 
+        self._saw(SPARK_DUMP)
         yield from read_parquet_files([item.path], self.rejects, on_rows)
 
 

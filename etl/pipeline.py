@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from songrec.etl.aggregate import PlaysAggregator
+from songrec.etl.dumps import JSON_DUMP, SPARK_DUMP, USER_EXPORT
 from songrec.etl.errors import EtlError
 from songrec.etl.listens import Rejects
 from songrec.etl.output import (
@@ -25,6 +26,7 @@ from songrec.etl.output import (
     write_report,
     write_table,
 )
+from songrec.etl.plays_formats import FORMATS as PLAYS_FORMATS
 from songrec.etl.query import EARLIEST, LATEST
 from songrec.etl.ratings import DEFAULT_TRANSFORM, check_transform, transform_ratings
 
@@ -34,10 +36,20 @@ log = logging.getLogger(__name__)
 OUTSIDE_WINDOW = "outside_time_window"
 BLANK_NAME = "blank_name"
 
+# What the report's `source_kind` may say: the synthetic sample; ListenBrainz listens as a
+# JSON listens dump, a Spark (Parquet) dump or a user export ("mixed": more than one of
+# these in one run; the formats read are in the report's `listen_formats`); BigQuery; a
+# dataset that counts plays (etl.plays_formats.FORMATS); "unknown" for anything else.
+SAMPLE = "sample"
+LISTEN_FORMATS = (JSON_DUMP, SPARK_DUMP, USER_EXPORT)
+SOURCE_KINDS = (SAMPLE, *LISTEN_FORMATS, "mixed", "bigquery", *PLAYS_FORMATS, "unknown")
+
 
 @dataclass
 class EtlRun:
-    """What a run reads and how: the source's name, the engine and its options."""
+    """What a run reads and how: the source's name, the engine and its options.
+
+    `source_kind` (one of SOURCE_KINDS) is inferred when not given: see `source_kind`."""
 
     source: str
     out_dir: Path
@@ -48,6 +60,30 @@ class EtlRun:
     end: datetime = LATEST
     rejects: Rejects = field(default_factory=Rejects)
     extra: dict = field(default_factory=dict)
+    source_kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source_kind is not None and self.source_kind not in SOURCE_KINDS:
+            raise EtlError(
+                f"unknown source kind {self.source_kind!r}; one of {', '.join(SOURCE_KINDS)}"
+            )
+
+
+def source_kind(run: EtlRun) -> str:
+    """The run's kind of source (one of SOURCE_KINDS): `run.source_kind` when set; else
+    from what the dump readers saw (`extra["listen_formats"]`), the engine, or the source
+    text the CLI writes ("sample(...)", "bigquery(...)", "<plays format>:<file>")."""
+    if run.source_kind is not None:
+        return run.source_kind
+    seen = run.extra.get("listen_formats") or []
+    if seen:
+        return seen[0] if len(seen) == 1 else "mixed"
+    if run.engine == "bigquery" or run.source.startswith("bigquery("):
+        return "bigquery"
+    if run.source.startswith(f"{SAMPLE}("):
+        return SAMPLE
+    prefix = run.source.partition(":")[0]
+    return prefix if prefix in PLAYS_FORMATS else "unknown"
 
 
 def run_listens(
@@ -111,8 +147,13 @@ def write_folder(
     if plays.num_rows == 0:
         raise EtlError(f"no valid listens in {run.source}: nothing to write")
     ratings = transform_ratings(plays, run.transform)
+    kind = source_kind(run)
     report = {
         "source": run.source,
+        # Stable, for programs (models record it): one of SOURCE_KINDS, and whether the
+        # songs are made up (the sample only).
+        "source_kind": kind,
+        "synthetic": kind == SAMPLE,
         "engine": run.engine,
         "transform": run.transform,
         "listens_read": int(listens_read),

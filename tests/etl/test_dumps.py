@@ -84,6 +84,8 @@ def test_full_dump_tar_zst_into_the_ratings_folder(tmp_path, lb, listens):
     }
     assert report["users"] == 3 and report["songs"] == 4
     assert len(months) > 2  # several listens/<YYYY>/<M>.listens members were read
+    assert report["source_kind"] == "listenbrainz-dump" and report["synthetic"] is False
+    assert report["listen_formats"] == ["listenbrainz-dump"]
 
 
 def test_dump_read_from_a_pipe_without_touching_disk(tmp_path, lb, listens, monkeypatch):
@@ -223,6 +225,7 @@ def test_real_spark_sample_as_folder_and_as_tars(tmp_path, lb):
         assert report["listens_read"] == sum(expected.values()) == 68
         assert report["dump_metadata"][source.name]["START_TIMESTAMP"].startswith("2020-01-04")
         assert report["rejected_by_reason"] == {}
+        assert (report["source_kind"], report["synthetic"]) == ("spark-dump", False)
         songs = lb.songs_of(out)
         assert {sid: song["recording_mbid"] for sid, song in songs.items()} == mbids
 
@@ -257,6 +260,7 @@ def test_real_user_export_and_invalid_lines(tmp_path, lb):
         "bad_track_name": ["mixed_validity.jsonl:4"],
     }
     assert report["listens_read"] == 7
+    assert (report["source_kind"], report["synthetic"]) == ("user-export", False)
 
 
 def test_export_zip_takes_its_user_from_user_json(tmp_path, lb, listens, capsys, monkeypatch):
@@ -267,6 +271,7 @@ def test_export_zip_takes_its_user_from_user_json(tmp_path, lb, listens, capsys,
     _dump(str(with_user), "--out", str(out))
     expected = {("rob", s): n for (_, s), n in lb.expected_plays(mine).items()}
     assert _plays(out) == expected  # feedback.jsonl is not read as listens
+    assert _report(out)["source_kind"] == "user-export"
 
     anonymous = lb.write_export_zip(tmp_path / "export.zip", None, months)
     error = _fails(capsys, monkeypatch, "etl", "dump", str(anonymous), "--out", str(tmp_path / "x"))
@@ -302,6 +307,22 @@ def test_export_files_compressed_or_as_one_json_array(tmp_path, lb, listens):
     assert _plays(out) == dict(merged)
     assert _report(out)["listens_read"] == 4 * len(listens)
     # The MBIDs of mbid_mapping, the most played valid one per song (four times each).
+    mbids = {sid: song["recording_mbid"] for sid, song in lb.expected_songs(listens).items()}
+    assert {sid: song["recording_mbid"] for sid, song in lb.songs_of(out).items()} == mbids
+
+
+def test_formats_mixed_in_one_run_are_named(tmp_path, lb, listens):
+    dump = lb.write_listens_dump(tmp_path / f"{lb.DUMP_NAME}.tar.zst", lb.by_month(listens))
+    export = tmp_path / "mine.jsonl"
+    export.write_bytes(b"".join(lb.export_line(x) + b"\n" for x in listens))
+    ids = {"alice": 1, "bob": 2, "carol": 3}
+    spark = lb.write_spark_dump(tmp_path / "spark", [lb.spark_table(listens, ids)])
+    out = tmp_path / "out"
+    _dump(str(dump), str(export), str(spark), "--user", "rob", "--out", str(out))
+    report = _report(out)
+    assert report["source_kind"] == "mixed" and report["synthetic"] is False
+    assert report["listen_formats"] == ["listenbrainz-dump", "spark-dump", "user-export"]
+    # Three copies of every listen: the same most played MBID per song.
     mbids = {sid: song["recording_mbid"] for sid, song in lb.expected_songs(listens).items()}
     assert {sid: song["recording_mbid"] for sid, song in lb.songs_of(out).items()} == mbids
 

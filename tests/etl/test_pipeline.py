@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from songrec.app.cli import cli
 from songrec.etl.errors import EtlError
 from songrec.etl.listens import LISTEN_SCHEMA, Rejects
-from songrec.etl.pipeline import EtlRun, run_listens
+from songrec.etl.pipeline import SOURCE_KINDS, EtlRun, run_listens
 from songrec.etl.ratings import TRANSFORMS
 from songrec.etl.sample import SampleSpec, _catalog
 from songrec.etl.songs import song_id
@@ -181,6 +181,10 @@ def test_etl_sample_builds_a_deterministic_folder(tmp_path):
     assert not a["plays"].equals(c["plays"])
     report = json.loads((tmp_path / "a" / "etl_report.json").read_text())
     assert report["listens_read"] == a["plays"].plays.sum() and report["listens_rejected"] == 0
+    # The sample says it is made up, for the models trained on it; and names no recordings.
+    assert report["source_kind"] == "sample" and report["synthetic"] is True
+    assert report["source"].startswith("sample(")
+    assert a["songs"].recording_mbid.isna().all()
     assert report["users"] == a["plays"].user_name.nunique() == 60
     assert len(a["ratings"]) == len(a["plays"]) == report["pairs"]
     # Song popularity is the sum of capped plays, as the reference trimmed by.
@@ -203,7 +207,9 @@ def test_etl_ratings_recomputes_from_plays_only(tmp_path):
     quantile = pd.read_parquet(out / "ratings.parquet")
     assert summary["transform"] == "quantile" and summary["ratings"] == len(quantile) == len(cap)
     assert sum(summary["rating_counts"].values()) == len(quantile)
-    assert json.loads((out / "etl_report.json").read_text())["transform"] == "quantile"
+    rerated = json.loads((out / "etl_report.json").read_text())
+    assert rerated["transform"] == "quantile"
+    assert rerated["source_kind"] == "sample" and rerated["synthetic"] is True
     assert (out / "plays.parquet").read_bytes() == plays_before
     assert quantile.rating.between(1, 10).all()
     # cap gives most pairs a low rating; quantile spreads each listener over the scale.
@@ -225,6 +231,34 @@ def test_etl_ratings_refuses_unknown_transforms_and_folders(tmp_path):
     assert set(TRANSFORMS) >= {"cap", "quantile"}
     with pytest.raises(EtlError, match="not a songrec data folder"):
         runner.invoke(cli, ["etl", "ratings", "--data", str(tmp_path)], catch_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("source", "engine", "kind", "extra"),
+    [
+        ("sample(users=1)", "duckdb", "sample", {}),
+        ("test", "duckdb", "unknown", {}),
+        ("bigquery(t, a..b)", "bigquery", "bigquery", {}),
+        ("hetrec:/x/user_artists.dat", "duckdb", "hetrec", {}),
+        ("msd-triplets:t.txt", "duckdb", "msd-triplets", {}),
+        ("dump:a", "duckdb", "spark-dump", {"listen_formats": ["spark-dump"]}),
+        ("dump:a,b", "duckdb", "mixed", {"listen_formats": ["spark-dump", "user-export"]}),
+    ],
+)
+def test_the_report_names_its_kind_of_source(tmp_path, lb, listens, source, engine, kind, extra):
+    run = EtlRun(source=source, out_dir=tmp_path / "out", engine=engine, extra=dict(extra))
+    report = run_listens(run, _batches(listens))
+    assert report["source_kind"] == kind and kind in SOURCE_KINDS
+    assert report["synthetic"] is (kind == "sample")
+    written = json.loads((tmp_path / "out" / "etl_report.json").read_text())
+    assert (written["source_kind"], written["synthetic"]) == (kind, kind == "sample")
+
+
+def test_a_source_kind_can_be_given_but_must_be_known(tmp_path, lb, listens):
+    run = EtlRun(source="anything", out_dir=tmp_path / "a", source_kind="user-export")
+    assert run_listens(run, _batches(listens))["source_kind"] == "user-export"
+    with pytest.raises(EtlError, match="unknown source kind"):
+        EtlRun(source="x", out_dir=tmp_path / "b", source_kind="nope")
 
 
 def test_sample_has_unique_artist_names_past_the_word_pairs():

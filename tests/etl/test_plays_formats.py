@@ -48,6 +48,7 @@ def test_hetrec_layout_with_bad_rows(tmp_path):
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "etl_report.json").read_text())
+    assert report["source_kind"] == "hetrec" and report["synthetic"] is False
     # Row "3 3 abc" has no numeric count; artist 9 has no name.
     assert report["rejected_by_reason"] == {"bad_artist_name": 1, "bad_plays": 1}
     plays = pd.read_parquet(out / "plays.parquet")
@@ -84,6 +85,9 @@ def test_lastfm_360k(tmp_path):
     )
     assert res.exit_code == 0, res.output
     songs = pd.read_parquet(out / "songs.parquet")
+    # Its MBIDs are artists', not recordings': songs carry none.
+    assert songs.recording_mbid.isna().all()
+    assert json.loads((out / "etl_report.json").read_text())["source_kind"] == "lastfm-360k"
     betty = songs[songs.song_id == song_id("Betty Blowtorch", ARTIST_LEVEL_TRACK)].iloc[0]
     assert betty.listeners == 2 and betty.plays == 13 and betty.raw_plays == 2140
 
