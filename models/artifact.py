@@ -3,11 +3,14 @@
 Layout of MODEL_DIR: the rating model's `item_factors.npy` and `item_bias.npy` (Surprise
 SVD), the ranking model's `rank_vectors.npy` (float16) and `rank_listeners.npy`
 (models.ranking; the rest float32; all saved without pickle), `songs.parquet` (row i
-describes row i of every array), `ratings.parquet` (the kept ratings, read only to
-retrain exactly), `params.json` (global mean, both models' parameters, training report),
-optional extra files such as `gscv_results.csv` and `rank_validation.csv`, and
-`manifest.json`: sha256 and size of every file, library versions, a fingerprint of the
-training data.
+describes row i of every array; its optional `recording_mbid`, a nullable string, is each
+song's MusicBrainz recording id, checked on load), `ratings.parquet` (the kept ratings,
+read only to retrain exactly), `params.json` (global mean, both models' parameters,
+training report), optional extra files such as `gscv_results.csv` and
+`rank_validation.csv`, and `manifest.json`: sha256 and size of every file, library
+versions, a fingerprint of the training data and `data_source` (what the training data
+was: {"kind", "synthetic", "description"}; also in the checksummed params.json, and
+loading checks both agree).
 The folder is written to a temporary sibling and renamed into place, and loading checks
 every checksum before it reads anything.
 """
@@ -26,9 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from songrec.etl.mbids import is_mbid
 from songrec.etl.output import replace_folder
-from songrec.models.data import SONG_COLUMNS
+from songrec.models.data import MBID_COLUMN, SONG_COLUMNS, mbid_values
 from songrec.models.errors import ModelError
 from songrec.models.ranking.puresvd import RankingModel, RankingParams
 
@@ -46,6 +52,40 @@ REQUIRED = (FACTORS, BIAS, SONGS, RATINGS, PARAMS, RANK_VECTORS, RANK_LISTENERS)
 # 2: the ranking model joined the rating model.
 FORMAT = 2
 _LIBRARIES = ("songrec", "numpy", "pandas", "pyarrow", "scikit-surprise")
+DATA_SOURCE = "data_source"
+# What a model trained before the data source was recorded says of it.
+UNKNOWN_SOURCE = {"kind": "unknown", "synthetic": False, "description": None}
+
+
+def song_mbids(songs: pd.DataFrame) -> np.ndarray:
+    """The songs' recording MBIDs as an object array of str or None (all None without the
+    column); ModelError when a value is neither null nor a canonical MusicBrainz id."""
+    if MBID_COLUMN not in songs.columns:
+        return np.full(len(songs), None, dtype=object)
+    values = mbid_values(songs[MBID_COLUMN])
+    bad = [v for v in values if v is not None and not is_mbid(v)]
+    if bad:
+        raise ModelError(
+            f"{SONGS}: {len(bad)} {MBID_COLUMN} value(s) are not MusicBrainz recording ids "
+            f"(lower-case 8-4-4-4-12 hex), e.g. {bad[0]!r}"
+        )
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def data_source_of(params: dict) -> dict:
+    """params' data_source as {"kind": str, "synthetic": bool, "description": str | None};
+    UNKNOWN_SOURCE's values for whatever it lacks."""
+    found = params.get(DATA_SOURCE) if isinstance(params, dict) else None
+    found = found if isinstance(found, dict) else {}
+    kind = found.get("kind")
+    description = found.get("description")
+    return {
+        "kind": kind if isinstance(kind, str) and kind else UNKNOWN_SOURCE["kind"],
+        "synthetic": found.get("synthetic") is True,
+        "description": description if isinstance(description, str) else None,
+    }
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -58,6 +98,9 @@ class TrainedModel:
     """A loaded (or freshly trained) model: the rating SVD's item factors and biases, the
     ranking model, and the songs.
 
+    Per song (row i of every array): `song_ids`, `artist_names`, `track_names` and
+    `recording_mbids` (the MusicBrainz recording id, str or None; `recording_mbid(i)`).
+    `data_source` and `synthetic` say what it was trained on.
     Shared by every listener: its arrays are read-only and nothing in songrec changes it.
     """
 
@@ -93,6 +136,24 @@ class TrainedModel:
         for column in ("artist_name", "track_name"):
             names = self.songs[column].astype(str).to_numpy(dtype=object)
             object.__setattr__(self, f"{column}s", _read_only(names))
+        object.__setattr__(self, "recording_mbids", _read_only(song_mbids(self.songs)))
+
+    def recording_mbid(self, index: int) -> str | None:
+        """The MusicBrainz recording id of the song in row `index`, or None."""
+        return self.recording_mbids[index]
+
+    @property
+    def data_source(self) -> dict:
+        """What the model was trained on: {"kind": "sample" | "listenbrainz-dump" |
+        "spark-dump" | "user-export" | "mixed" | "bigquery" | "hetrec" | "lastfm-360k" |
+        "msd-triplets" | "unknown", "synthetic": bool, "description": the ETL's source
+        text or None}. "unknown" (not synthetic) for models trained before it was kept."""
+        return data_source_of(self.params)
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the model was trained on the made-up sample (`songrec etl sample`)."""
+        return self.data_source["synthetic"]
 
     @property
     def n_songs(self) -> int:
@@ -171,7 +232,14 @@ def _write_files(
     np.save(folder / RANK_VECTORS, np.ascontiguousarray(model.ranking.vectors, dtype=np.float16))
     np.save(folder / RANK_LISTENERS, np.ascontiguousarray(model.ranking.listeners, np.float32))
     songs = model.songs.reset_index(drop=True)
-    songs.to_parquet(folder / SONGS, compression="zstd", index=False)
+    if MBID_COLUMN in songs.columns:
+        # Checked ids, and a string column even when every value is null.
+        table = pa.Table.from_pandas(songs.drop(columns=MBID_COLUMN), preserve_index=False)
+        mbids = pa.array(model.recording_mbids.tolist(), pa.string())
+        table = table.add_column(songs.columns.get_loc(MBID_COLUMN), MBID_COLUMN, mbids)
+        pq.write_table(table, folder / SONGS, compression="zstd")
+    else:
+        songs.to_parquet(folder / SONGS, compression="zstd", index=False)
     if ratings is not None:
         ratings.to_parquet(folder / RATINGS, compression="zstd", index=False)
     elif model.ratings_path is not None:
@@ -187,6 +255,7 @@ def _write_files(
         "singular_values": [float(v) for v in model.ranking.singular_values],
     }
     params = {**model.params, "global_mean": float(model.global_mean), "ranking": ranking}
+    params[DATA_SOURCE] = model.data_source
     (folder / PARAMS).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
     for name, content in extra_files.items():
         (folder / name).write_bytes(content)
@@ -200,6 +269,7 @@ def _write_files(
         "files": files,
         "versions": _versions(),
         "training_data": {"sha256": fingerprint, "songs": model.n_songs},
+        DATA_SOURCE: model.data_source,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -288,8 +358,18 @@ def load_model(model_dir: Path) -> TrainedModel:
     missing = [c for c in SONG_COLUMNS if c not in songs.columns]
     if missing:
         raise ModelError(f"{model_dir}: {SONGS} lacks column(s) {', '.join(missing)}")
+    try:
+        song_mbids(songs)
+    except ModelError as exc:
+        raise ModelError(f"{model_dir}: {exc}") from None
     if not isinstance(params, dict):
         raise ModelError(f"{model_dir}: {PARAMS} is not a mapping of parameters")
+    # The manifest's copy is not checksummed: it must say what the checksummed params say.
+    if DATA_SOURCE in manifest and manifest[DATA_SOURCE] != data_source_of(params):
+        raise ModelError(
+            f"{model_dir}: {MANIFEST}'s {DATA_SOURCE} differs from {PARAMS}'s; "
+            "retrain with `songrec train`"
+        )
     try:
         global_mean = float(params["global_mean"])
         ranking_params = params["ranking"]

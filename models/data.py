@@ -4,6 +4,8 @@ The trim is the reference's rule: rank songs by `plays` (the sum over users of
 min(plays, 10)), keep the top N, keep every rating of a kept song and so every user who
 rated one. Ratings are returned sorted by (user_name, song_id): Surprise's SGD runs about
 3x faster on a trainset built from sorted rows, and the sorted table has one canonical hash.
+Songs may carry a `recording_mbid` (the MusicBrainz recording; folders written before the
+ETL kept it lack the column, read as all null).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from songrec.etl.mbids import is_mbid
 from songrec.etl.ratings import transform_ratings
 from songrec.models.errors import ModelError
 
@@ -28,6 +32,8 @@ PLAYS_FILE = "plays.parquet"
 REPORT_FILE = "etl_report.json"
 RATING_COLUMNS = ["user_name", "song_id", "rating"]
 SONG_COLUMNS = ["song_id", "artist_name", "track_name", "plays"]
+# Optional song column: nullable string, a canonical MusicBrainz recording id or null.
+MBID_COLUMN = "recording_mbid"
 RATING_MIN, RATING_MAX = 1, 10
 
 
@@ -73,7 +79,7 @@ def load_ratings(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not data_dir.is_dir():
         raise ModelError(f"data folder {data_dir} does not exist")
     ratings = _read(data_dir / RATINGS_FILE, RATING_COLUMNS)[RATING_COLUMNS]
-    songs = _read(data_dir / SONGS_FILE, SONG_COLUMNS)
+    songs = with_mbids(_read(data_dir / SONGS_FILE, SONG_COLUMNS), str(data_dir / SONGS_FILE))
     if ratings.empty:
         raise ModelError(f"{data_dir / RATINGS_FILE} holds no ratings")
     bad = ratings["rating"].lt(RATING_MIN) | ratings["rating"].gt(RATING_MAX)
@@ -85,6 +91,36 @@ def load_ratings(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     ratings = ratings.astype({"user_name": str, "song_id": str, "rating": "int8"})
     log.info("read %d ratings and %d songs from %s", len(ratings), len(songs), data_dir)
     return ratings, songs
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, str) or value is None:
+        return value
+    missing = pd.isna(value)  # NaN, NA, NaT: null; an array answers per element
+    return None if isinstance(missing, bool | np.bool_) and missing else value
+
+
+def mbid_values(column: pd.Series) -> list:
+    """A recording_mbid column as plain values: strings (or whatever else it holds) with
+    every kind of null (None, NaN, pd.NA) as None."""
+    return [_plain(v) for v in column.tolist()]
+
+
+def with_mbids(songs: pd.DataFrame, where: str) -> pd.DataFrame:
+    """`songs` with a recording_mbid column of canonical ids or None (object dtype): absent
+    (an older folder) -> all None; a value that is no canonical id -> None, with a warning
+    (the ETL writes none such; the model's songs table must hold none)."""
+    if MBID_COLUMN not in songs.columns:
+        values: list = [None] * len(songs)
+    else:
+        values = mbid_values(songs[MBID_COLUMN])
+        bad = sum(v is not None and not is_mbid(v) for v in values)
+        if bad:
+            log.warning(
+                "%s: %d recording_mbid value(s) are no MusicBrainz ids; ignored", where, bad
+            )
+            values = [v if is_mbid(v) else None for v in values]
+    return songs.assign(**{MBID_COLUMN: pd.Series(values, index=songs.index, dtype=object)})
 
 
 def sort_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -149,6 +185,24 @@ def folder_transform(data_dir: Path) -> str:
         return str(report.get("transform") or "-")
     except (OSError, ValueError, AttributeError):
         return "-"
+
+
+def folder_source(data_dir: Path) -> dict:
+    """What a ratings folder was made from, per its report: {"kind": the report's
+    source_kind, "synthetic": bool, "description": its source text}; kind "unknown" and
+    not synthetic for a folder whose report predates the field (or that has none)."""
+    try:
+        report = json.loads((Path(data_dir) / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        report = {}
+    report = report if isinstance(report, dict) else {}
+    kind = report.get("source_kind")
+    description = report.get("source")
+    return {
+        "kind": kind if isinstance(kind, str) and kind else "unknown",
+        "synthetic": report.get("synthetic") is True,
+        "description": description if isinstance(description, str) else None,
+    }
 
 
 def load_plays(data_dir: Path, song_ids: pd.Series | None = None) -> pd.DataFrame | None:

@@ -7,7 +7,8 @@ Flow: read the ratings folder -> keep the top N songs (and their users) ->
   kept rating;
 - the ranking model (the order of every list, models.ranking): parameters validated on
   held-out training listeners -> the truncated SVD of every kept rating;
--> a TrainedModel (float32 arrays in song order).
+-> a TrainedModel (float32 arrays in song order), which keeps what the data was
+(`data_source`: the ETL report's source_kind, synthetic flag and source text).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pandas as pd
 from surprise import accuracy
 
 from songrec.models.artifact import TrainedModel, save_model
-from songrec.models.data import load_ratings, ratings_fingerprint, trim_top_songs
+from songrec.models.data import folder_source, load_ratings, ratings_fingerprint, trim_top_songs
 from songrec.models.errors import ModelError
 from songrec.models.ranking.train import CURVE_FILE, train_ranking
 from songrec.models.rating.grid import load_grid
@@ -153,6 +154,7 @@ def train(
         "ratings": trim.ratings_kept,
         "grid_seconds": round(grid_seconds, 1),
         "ranking": ranking.report,
+        "data_source": folder_source(Path(data_dir)),
         "train_seconds": round(time.perf_counter() - started, 1),
     }
     model = TrainedModel(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from songrec.models.artifact import MANIFEST, REQUIRED, file_sha256, load_model, save_model
@@ -191,3 +194,112 @@ def test_a_songs_table_without_a_needed_column_is_refused(tmp_path, model_dir, c
     _reseal(folder)
     with pytest.raises(ModelError, match=f"songs.parquet lacks column\\(s\\) {column}"):
         load_model(folder)
+
+
+A = "c7d0bf6e-b2aa-4ffa-bded-2448415b39b0"
+B = "2d6f51c6-afc5-457e-9c58-689679c08d30"
+
+
+def _with_songs(model, songs: pd.DataFrame):
+    """The model with another songs table (same rows)."""
+    return dataclasses.replace(model, songs=songs)
+
+
+def test_recording_ids_are_kept_through_save_and_load(tmp_path, model):
+    ids = [A if i % 3 == 0 else B if i % 3 == 1 else None for i in range(model.n_songs)]
+    mapped = _with_songs(model, model.songs.assign(recording_mbid=ids))
+    assert list(mapped.recording_mbids) == ids and mapped.recording_mbid(1) == B
+    assert not mapped.recording_mbids.flags.writeable
+    save_model(mapped, tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert list(again.recording_mbids) == ids
+    assert [again.recording_mbid(i) for i in range(3)] == [A, B, None]
+    column = pq.read_schema(tmp_path / "m" / "songs.parquet").field("recording_mbid")
+    assert column.type == pa.string() and column.nullable
+    # Every value null: still a string column, read back as None.
+    none = _with_songs(model, model.songs.assign(recording_mbid=[None] * model.n_songs))
+    save_model(none, tmp_path / "n")
+    assert pq.read_schema(tmp_path / "n" / "songs.parquet").field("recording_mbid").type == (
+        pa.string()
+    )
+    assert all(m is None for m in load_model(tmp_path / "n").recording_mbids)
+
+
+def test_a_model_trained_on_a_folder_without_ids_has_none(model):
+    # The planted-taste folder predates the column: every song's id is None.
+    assert len(model.recording_mbids) == model.n_songs
+    assert all(m is None for m in model.recording_mbids)
+
+
+def test_an_older_model_folder_without_the_column_still_loads(tmp_path, model_dir):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    songs = pd.read_parquet(folder / "songs.parquet")
+    songs.drop(columns=["recording_mbid"], errors="ignore").to_parquet(
+        folder / "songs.parquet", index=False
+    )
+    _reseal(folder)
+    old = load_model(folder)
+    assert "recording_mbid" not in old.songs.columns
+    assert old.recording_mbid(0) is None and all(m is None for m in old.recording_mbids)
+
+
+@pytest.mark.parametrize("bad", [A.upper(), " " + A, "not an id", A[:-1]])
+def test_a_songs_table_with_a_bad_recording_id_is_refused(tmp_path, model_dir, bad):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    songs = pd.read_parquet(folder / "songs.parquet")
+    songs["recording_mbid"] = [bad] + [None] * (len(songs) - 1)
+    songs.to_parquet(folder / "songs.parquet", index=False)
+    _reseal(folder)
+    with pytest.raises(ModelError, match="recording_mbid value\\(s\\) are not MusicBrainz"):
+        load_model(folder)
+    # Changed without a new checksum: refused before any value is read.
+    copy = shutil.copytree(model_dir, tmp_path / "c")
+    songs.to_parquet(copy / "songs.parquet", index=False)
+    with pytest.raises(ModelError, match="checksum mismatch for songs.parquet"):
+        load_model(copy)
+
+
+def test_the_data_source_is_recorded_in_params_and_manifest(tmp_path, model_dir, model):
+    # The planted-taste folder has no ETL report: an unknown, not synthetic, source.
+    assert model.data_source == {"kind": "unknown", "synthetic": False, "description": None}
+    assert model.synthetic is False
+    manifest = json.loads((model_dir / MANIFEST).read_text())
+    params = json.loads((model_dir / "params.json").read_text())
+    assert manifest["data_source"] == params["data_source"] == model.data_source
+    # A made-up source, saved and loaded.
+    source = {"kind": "sample", "synthetic": True, "description": "sample(users=1)"}
+    made_up = dataclasses.replace(model, params={**model.params, "data_source": source})
+    save_model(made_up, tmp_path / "s")
+    again = load_model(tmp_path / "s")
+    assert again.data_source == source and again.synthetic is True
+    assert again.manifest["data_source"] == source
+
+
+def test_an_edited_data_source_is_refused(tmp_path, model_dir):
+    # The manifest's copy must agree with the checksummed params.json.
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["data_source"]["synthetic"] = True
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="data_source differs"):
+        load_model(folder)
+    # params.json edited: its checksum no longer matches.
+    folder = shutil.copytree(model_dir, tmp_path / "p")
+    params = json.loads((folder / "params.json").read_text())
+    params["data_source"]["kind"] = "spark-dump"
+    (folder / "params.json").write_text(json.dumps(params))
+    with pytest.raises(ModelError, match="checksum mismatch for params.json"):
+        load_model(folder)
+
+
+def test_an_older_model_without_a_data_source_says_unknown(tmp_path, model_dir):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    params = json.loads((folder / "params.json").read_text())
+    del params["data_source"]
+    (folder / "params.json").write_text(json.dumps(params))
+    manifest = json.loads((folder / MANIFEST).read_text())
+    del manifest["data_source"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    _reseal(folder)
+    old = load_model(folder)
+    assert old.data_source["kind"] == "unknown" and old.synthetic is False

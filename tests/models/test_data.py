@@ -1,11 +1,13 @@
-"""Reading a ratings folder and the top-N trim."""
+"""Reading a ratings folder (its songs' recording ids, its source) and the top-N trim."""
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 import pytest
 
-from songrec.models.data import load_ratings, ratings_fingerprint, trim_top_songs
+from songrec.models.data import folder_source, load_ratings, ratings_fingerprint, trim_top_songs
 from songrec.models.errors import ModelError
 
 
@@ -57,3 +59,39 @@ def test_fingerprint_ignores_row_order_but_not_values(taste):
     changed = ratings.copy()
     changed.loc[0, "rating"] = 11 - changed.loc[0, "rating"]
     assert ratings_fingerprint(changed) != ratings_fingerprint(ratings)
+
+
+A = "c7d0bf6e-b2aa-4ffa-bded-2448415b39b0"
+
+
+def test_recording_ids_are_optional_and_checked(tmp_path, taste, folder_writer):
+    ratings, songs, _ = taste
+    # A folder written before the ETL kept ids: every song's is None.
+    _, read = load_ratings(folder_writer(tmp_path / "old", ratings, songs))
+    assert read["recording_mbid"].tolist() == [None] * len(songs)
+    # Nulls of any kind read as None; a value that is no id is dropped, not trusted.
+    ids = [A, None, float("nan"), A.upper(), "junk"] + [None] * (len(songs) - 5)
+    with_ids = songs.assign(recording_mbid=pd.Series(ids, dtype=object))
+    _, read = load_ratings(folder_writer(tmp_path / "new", ratings, with_ids))
+    assert read["recording_mbid"].tolist()[:5] == [A, None, None, None, None]
+    # The trim keeps the column with its song.
+    _, kept_songs, _ = trim_top_songs(ratings, read, 10)
+    assert "recording_mbid" in kept_songs.columns
+
+
+def test_folder_source_reads_the_etl_report(tmp_path):
+    assert folder_source(tmp_path) == {"kind": "unknown", "synthetic": False, "description": None}
+    report = {"source": "sample(users=5)", "source_kind": "sample", "synthetic": True}
+    (tmp_path / "etl_report.json").write_text(json.dumps(report))
+    assert folder_source(tmp_path) == {
+        "kind": "sample",
+        "synthetic": True,
+        "description": "sample(users=5)",
+    }
+    # A report from before the field: its text, an unknown kind.
+    (tmp_path / "etl_report.json").write_text(json.dumps({"source": "dump:x"}))
+    assert folder_source(tmp_path) == {
+        "kind": "unknown",
+        "synthetic": False,
+        "description": "dump:x",
+    }

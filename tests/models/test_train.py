@@ -1,17 +1,25 @@
-"""The whole training run on planted-taste data (tiny grid)."""
+"""The whole training run on planted-taste data (tiny grid); what the model keeps of its
+data (the source's kind, recording MBIDs)."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from surprise import SVD
 
+from songrec.app.cli import cli
+from songrec.etl.mbids import is_mbid
+from songrec.etl.sample import SampleSpec, sample_listens
+from songrec.models.artifact import load_model
 from songrec.models.errors import ModelError
 from songrec.models.rating.trainset import trainset_from_frame
-from songrec.models.train import holdout_scores, train
+from songrec.models.train import holdout_scores, save_result, train
 
 
 def test_train_picks_the_best_svd_and_fits_it_on_everything(model_dir, model, taste):
@@ -64,3 +72,71 @@ def test_bad_arguments(taste_dir, tiny_grid):
         train(taste_dir, grid=str(tiny_grid), jobs=0)
     with pytest.raises(ModelError, match="not quick, full"):
         train(taste_dir, grid="huge")
+
+
+def _track_mbid(track: str) -> str:
+    """A made-up recording MBID per track name, whatever its case and spacing."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, " ".join(track.lower().split())))
+
+
+def _sample_folder(out, *, as_dump: bool):
+    """A small `etl sample` folder, or the same listens written as a ListenBrainz JSON
+    listens dump (a real format, with a recording MBID on most listens) and read by
+    `etl dump`."""
+    size = ["--users", "80", "--songs", "120", "--listens", "8000", "--seed", "5"]
+    if not as_dump:
+        args = ["etl", "sample", "--out", str(out), *size]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return out
+    lines = []
+    spec = SampleSpec(users=80, songs=120, listens=8000, seed=5)
+    for batch in sample_listens(spec):
+        for row in batch.to_pylist():
+            # One id per track name; every seventh listen an unmapped one, some upper-cased.
+            mbid = _track_mbid(row["track_name"])
+            n = len(lines)
+            info = {} if n % 7 == 0 else {"recording_mbid": mbid.upper() if n % 5 == 0 else mbid}
+            meta = {k: row[k] for k in ("artist_name", "track_name")}
+            listen = {
+                "user_name": row["user_name"],
+                "timestamp": int(row["listened_at"].timestamp()),
+                "track_metadata": {**meta, "additional_info": info},
+            }
+            lines.append(json.dumps(listen))
+    dump = out.parent / f"{out.name}.listens"
+    dump.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["etl", "dump", str(dump), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_model_records_its_data_source_and_recording_ids(tmp_path, tiny_grid):
+    made_up = _sample_folder(tmp_path / "sample", as_dump=False)
+    real = _sample_folder(tmp_path / "dump", as_dump=True)
+    models = {}
+    for name, folder in (("sample", made_up), ("dump", real)):
+        result = train(folder, top_songs=100, grid=str(tiny_grid), jobs=1, seed=2)
+        fresh = result.model
+        save_result(result, tmp_path / f"model-{name}")
+        models[name] = (fresh, load_model(tmp_path / f"model-{name}"))
+    fresh, loaded = models["sample"]
+    for model in (fresh, loaded):
+        assert model.synthetic is True
+        assert model.data_source["kind"] == "sample"
+        assert model.data_source["description"].startswith("sample(")
+        assert all(m is None for m in model.recording_mbids)
+    assert loaded.manifest["data_source"] == loaded.data_source  # what the app reads
+    fresh, loaded = models["dump"]
+    for model in (fresh, loaded):
+        assert model.synthetic is False
+        assert model.data_source["kind"] == "listenbrainz-dump"
+        assert model.data_source["description"].startswith("dump:")
+    # The ids of songs.parquet, row for row, canonical, and through save and load.
+    songs = pq.read_table(tmp_path / "dump" / "songs.parquet").to_pylist()
+    by_song = {s["song_id"]: s["recording_mbid"] for s in songs}
+    expected = [by_song[sid] for sid in loaded.song_ids]
+    assert list(loaded.recording_mbids) == list(fresh.recording_mbids) == expected
+    assert all(is_mbid(m) for m in expected) and len(expected) == loaded.n_songs == 100
+    assert loaded.recording_mbid(0) == expected[0]
+    assert expected[0] == _track_mbid(loaded.track_names[0])
