@@ -11,8 +11,10 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from songrec.etl.history import History, read_history_file
 from songrec.models.artifact import load_model
 from songrec.models.errors import ModelError
+from songrec.models.history import import_history, summary
 from songrec.models.recommend import MODES, RANK_BY, RecommendationResult
 from songrec.models.recommender import Recommender
 from songrec.models.search import search_songs
@@ -175,6 +177,18 @@ def read_listeners(path: Path) -> Iterator[tuple[str, list[tuple[str, object]]]]
             yield listener, list(ratings.items())
 
 
+def history_then_rates(
+    recommender: Recommender, history: History, rated: list[tuple[str, int]]
+) -> list[tuple[str, int]]:
+    """The history's ratings of the model's songs (every one), then --rate's, which win
+    for the same song; the history's summary line goes to stderr."""
+    imported = import_history(history, recommender.model)
+    click.echo(summary(imported), err=True)
+    if imported.transform_note:
+        click.echo(f"history: {imported.transform_note}", err=True)
+    return [*imported.entries, *rated]
+
+
 def result_json(result: RecommendationResult) -> list[dict]:
     """The list as JSON-ready rows (the fields of --json)."""
     return [{"rank": rank, **asdict(item)} for rank, item in enumerate(result.items, 1)]
@@ -188,6 +202,13 @@ def result_json(result: RecommendationResult) -> list[dict]:
     "listeners_file",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help='JSON lines {"listener": ..., "ratings": {SONG_ID: RATING}}: one JSON line out each.',
+)
+@click.option(
+    "--history",
+    "history_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Your listening history: a ListenBrainz export (.zip/.jsonl/.json) or a Last.fm "
+    "scrobbles CSV; plays are rated with the model's transform (--rate wins for a song).",
 )
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1))
 @click.option(
@@ -211,17 +232,25 @@ def recommend_command(
     model_dir: Path,
     rates: tuple[str, ...],
     listeners_file: Path | None,
+    history_file: Path | None,
     top: int,
     mode: str,
     rank_by: str,
     seed: int | None,
     as_json: bool,
 ) -> None:
-    """Top songs for a listener who rated a few songs (1..10), or for a file of listeners."""
+    """Top songs for a listener who rated a few songs (1..10) or gave their history, or
+    for a file of listeners."""
     rated = [parse_rating(text) for text in rates]
     if listeners_file is not None and rated:
         raise ModelError("give either --rate or --listeners, not both")
+    if listeners_file is not None and history_file is not None:
+        raise ModelError("give either --history or --listeners, not both")
+    # The history is read first: a bad file fails before the model is loaded.
+    history = read_history_file(history_file) if history_file is not None else None
     recommender = Recommender.load(model_dir)
+    if history is not None:
+        rated = history_then_rates(recommender, history, rated)
     if listeners_file is not None:
         for listener, ratings in read_listeners(listeners_file):
             result = recommender.recommend(ratings, top, mode, rank_by, seed=seed)
