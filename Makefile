@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two stamps: `make demo` installs the package only; `make test` adds the test extras (so
+# `make test` after `make demo` installs what is missing, and a change to pyproject.toml
+# reinstalls both).
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 DATA ?= .songrec/sample
 MODEL ?= .songrec/model
 PORT ?= 8501
@@ -13,8 +17,12 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "songrec needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
 venv: $(STAMP)
 
@@ -33,18 +41,18 @@ demo: model
 	$(BIN)/songrec app --model $(MODEL) --port $(PORT)
 
 ## test: lint and the whole test suite (real DuckDB, Surprise, Streamlit, BigQuery emulator, Chromium)
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 ## bench: speed and memory benchmarks (numbers, not pass/fail)
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python tests/bench/bench_etl.py
 	$(BIN)/python tests/bench/bench_models.py
 	$(BIN)/python tests/bench/bench_app.py
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
