@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from songrec.app.cli.etl_commands import FORCE_OPTION, TRANSFORM_OPTION, echo_report, parse_date
+from songrec.app.cli.progress import Bar, progress_bar
 from songrec.etl.query import PUBLIC_TABLE
 
 
@@ -103,14 +103,14 @@ def bigquery(
         start=start_at,
         end=end_at,
     )
-    bar: tqdm | None = None
+    bar: Bar | None = None
 
     def on_batch(rows: int, total: int | None) -> None:
         # The bar appears with the first batch: not while BigQuery runs the query, and
         # never when the bytes guard refuses it.
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="play", unit_scale=True, desc="download")
+            bar = progress_bar("download", total=total, unit="play", unit_scale=True)
         bar.update(rows)
 
     try:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
+from songrec.app.cli.progress import progress_bar
 from songrec.etl.pipeline import EtlRun, rerate, run_listens
 from songrec.etl.ratings import DEFAULT_TRANSFORM, TRANSFORMS
 from songrec.etl.sample import (
@@ -81,11 +81,18 @@ def sample(
         transform=transform,
         force=force,
     )
-    with tqdm(total=listens, unit="listen", unit_scale=True, desc="sample") as bar:
-        report = run_listens(run, sample_listens(spec), on_batch=bar.update)
-        # The generator makes about --listens listens, not exactly; end the bar at 100%.
-        bar.total = bar.n
-        bar.refresh()
+    # The generator makes about --listens listens, a number known only at the end; it
+    # yields one batch per block of `users_per_batch` listeners, so the bar counts those.
+    listens_made = 0
+
+    def on_batch(rows: int) -> None:
+        nonlocal listens_made
+        listens_made += rows
+        bar.set_postfix_str(f"{listens_made:,} listens", refresh=False)
+        bar.update(min(spec.users_per_batch, users - bar.n))
+
+    with progress_bar("sample", total=users, unit="listener") as bar:
+        report = run_listens(run, sample_listens(spec), on_batch=on_batch)
     echo_report(report)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from songrec.app.cli.etl_commands import (
     FORCE_OPTION,
@@ -14,6 +13,7 @@ from songrec.app.cli.etl_commands import (
     echo_report,
     parse_date,
 )
+from songrec.app.cli.progress import progress_bar
 from songrec.etl.dump_formats import plan_inputs, total_bytes
 from songrec.etl.dumps import read_inputs
 from songrec.etl.errors import EtlError
@@ -65,7 +65,7 @@ def dump(
         start=first,
         end=last,
     )
-    with tqdm(total=total_bytes(inputs), unit="B", unit_scale=True, desc="dump") as bar:
+    with progress_bar("dump", total=total_bytes(inputs), unit="B", unit_scale=True) as bar:
         report = run_listens(run, read_inputs(inputs, run.rejects, run.extra, bar.update))
     echo_report(report)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 import pandas as pd
-from tqdm import tqdm
 
+from songrec.app.cli.progress import Bar, progress_bar
 from songrec.models.errors import ModelError
 from songrec.models.evaluation.evaluate import (
     DEFAULT_TOP_SONGS,
@@ -105,11 +105,11 @@ def evaluate_command(
         raise ModelError(
             f"--ease-lambdas {ease_lambdas!r}: expected numbers, e.g. 100,300"
         ) from None
-    bars: list[tqdm] = []  # opened on the first report, so a bad input prints no bar
+    bars: list[Bar] = []  # opened on the first report, so a bad input prints no bar
 
     def progress(done: int, total: int, label: str) -> None:
         if not bars:
-            bars.append(tqdm(total=total, unit="model", desc="evaluate"))
+            bars.append(progress_bar("evaluate", total=total, unit="model"))
         bars[0].set_postfix_str(label)
         bars[0].update(done - bars[0].n)
 
