@@ -9,8 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
+from songrec.app.cli.options import model_option
+from songrec.app.cli.progress import Bar, progress_bar
 from songrec.etl.history import History, read_history_file
 from songrec.models.artifact import load_model
 from songrec.models.errors import ModelError
@@ -20,18 +21,12 @@ from songrec.models.recommender import Recommender
 from songrec.models.search import search_songs
 from songrec.models.train import DEFAULT_SEED, DEFAULT_TOP_SONGS, save_result, train
 
-MODEL_OPTION = click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Model folder written by `songrec train`.",
-)
+MODEL_OPTION = model_option()
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 class StageBars:
-    """One tqdm bar per training stage, fed by the core's progress callback."""
+    """One progress bar per training stage, fed by the core's progress callback."""
 
     NAMES = {
         "grid": "grid search",
@@ -42,13 +37,13 @@ class StageBars:
 
     def __init__(self) -> None:
         self.stage: str | None = None
-        self.bar: tqdm | None = None
+        self.bar: Bar | None = None
 
     def __call__(self, stage: str, done: int, total: int, label: str) -> None:
         if stage != self.stage:
             self.close()
             unit = {"grid": "fit", "ranking": "SVD"}.get(stage, "epoch")
-            self.bar = tqdm(total=total, desc=self.NAMES.get(stage, stage), unit=unit)
+            self.bar = progress_bar(self.NAMES.get(stage, stage), total=total, unit=unit)
             self.stage = stage
         self.bar.set_postfix_str(label[:60], refresh=False)
         self.bar.update(done - self.bar.n)
@@ -60,7 +55,13 @@ class StageBars:
 
 
 @click.command("train")
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Ratings folder written by `songrec etl` (ratings.parquet, songs.parquet).",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--top-songs", default=DEFAULT_TOP_SONGS, show_default=True, type=click.IntRange(1))
 @click.option(
@@ -260,7 +261,7 @@ def recommend_command(
             click.echo(json.dumps(line, ensure_ascii=False))
         return
     slow = mode == "retrain" and rank_by == "rating"
-    bar = tqdm(desc="retrain", unit="epoch", disable=not slow or as_json)
+    bar = progress_bar("retrain", unit="epoch", disable=not slow or as_json)
     with bar:
 
         def progress(epoch: int, total: int) -> None:

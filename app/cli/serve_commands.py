@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from songrec.app.cli.options import model_option
+from songrec.app.model_location import MODEL_ENV
 from songrec.models.artifact import load_model
 
 PAGE = Path(__file__).resolve().parents[1] / "streamlit_app.py"
@@ -33,14 +35,7 @@ def streamlit_command(port: int, host: str) -> list[str]:
 
 
 @click.command("app")
-@click.option(
-    "--model",
-    "model_dir",
-    default=".songrec/model",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Model folder written by `songrec train` (sets SONGREC_MODEL for the page).",
-)
+@model_option(f"Model folder written by `songrec train` (sets {MODEL_ENV} for the page).")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 def app_command(model_dir: Path, port: int, host: str) -> None:
@@ -48,7 +43,7 @@ def app_command(model_dir: Path, port: int, host: str) -> None:
     # Fail here with one line rather than in the browser: a missing, tampered or malformed
     # model (the same loader the page uses: checksums, then dtypes, shapes, finite values).
     load_model(model_dir)
-    env = {**os.environ, "SONGREC_MODEL": str(model_dir.resolve())}
+    env = {**os.environ, MODEL_ENV: str(model_dir.resolve())}
     click.echo(f"songrec: serving {model_dir} on http://{host}:{port}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()

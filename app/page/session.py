@@ -21,6 +21,7 @@ import streamlit as st
 from threadpoolctl import threadpool_limits
 
 from songrec.app.listening_list import Entries, clean
+from songrec.app.model_location import DEFAULT_MODEL, MODEL_ENV
 from songrec.app.saved_list import ListStore, is_token, new_token, restore
 from songrec.models.artifact import MANIFEST, TrainedModel
 from songrec.models.recommender import Recommender
@@ -29,10 +30,8 @@ from songrec.models.similar import artists
 
 log = logging.getLogger(__name__)
 
-MODEL_ENV = "SONGREC_MODEL"
 LISTS_ENV = "SONGREC_LISTS"
 RETRAIN_ENV = "SONGREC_EXACT_RETRAIN"
-DEFAULT_MODEL = ".songrec/model"
 DEFAULT_LISTS = ".songrec/lists.sqlite3"
 COOKIE = "songrec_list"
 # Browsers cap cookie lifetimes at 400 days; the page renews the cookie on every visit.

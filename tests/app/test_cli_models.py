@@ -55,6 +55,10 @@ def model_dir(data_dir):
     assert "rating model (predicted ratings): SVD" in result.output
     assert "80/20 holdout: RMSE" in result.output and "BaselineOnly" in result.output
     assert "ranking model (the order of every list): truncated SVD" in result.output
+    # Off a terminal each stage's progress is one line (tqdm drew the last one twice).
+    stages = [line.split(":")[0] for line in result.stderr.splitlines()]
+    assert stages == ["grid search", "80/20 holdout", "final SVD", "ranking model"]
+    assert "\r" not in result.stderr and all("100%" in line for line in result.stderr.splitlines())
     return out
 
 
@@ -166,6 +170,58 @@ def test_songs_and_similar(model_dir):
     assert sum(line.startswith("Band A") for line in out.splitlines()) >= 2
 
 
+# Every command that reads a model, with what else it needs to answer.
+MODEL_COMMANDS = {
+    "recommend": ["--top", "3"],
+    "songs": ["--search", "band a1"],
+    "similar": ["--artist", "Band A1"],
+}
+
+
+def test_model_commands_are_all_checked_here():
+    with_model = {
+        name
+        for name, command in cli.commands.items()
+        if any(p.name == "model_dir" for p in command.params)
+    }
+    # graphs' --model picks what to chart (with --data, --evaluation): it has no default.
+    assert with_model == set(MODEL_COMMANDS) | {"app", "graphs"}
+
+
+def test_app_defaults_to_dot_songrec_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no model here: the command stops before serving
+    monkeypatch.delenv("SONGREC_MODEL", raising=False)
+    code, err = run_script(monkeypatch, capsys, "app")
+    assert code == 2 and err.startswith("error: no model at .songrec/model: run `make demo`")
+    monkeypatch.setenv("SONGREC_MODEL", str(tmp_path / "elsewhere"))
+    code, err = run_script(monkeypatch, capsys, "app")
+    assert code == 2 and err.startswith(f"error: no model at {tmp_path / 'elsewhere'}: run ")
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_COMMANDS))
+def test_model_defaults_to_songrec_model_then_dot_songrec(
+    name, model_dir, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SONGREC_MODEL", raising=False)
+    args = MODEL_COMMANDS[name]
+    code, err = run_script(monkeypatch, capsys, name, *args)
+    assert code == 2 and err.splitlines() == [
+        "error: no model at .songrec/model: run `make demo` or "
+        "`songrec train --data DATA_FOLDER --out .songrec/model`"
+    ]
+    explicit = songrec(name, "--model", str(model_dir), *args)
+    assert explicit[0] == 0 and explicit[1]
+    # $SONGREC_MODEL, as the page reads it ...
+    monkeypatch.setenv("SONGREC_MODEL", str(model_dir))
+    assert songrec(name, *args) == explicit
+    # ... else .songrec/model, where `make demo` trains it.
+    monkeypatch.delenv("SONGREC_MODEL")
+    (tmp_path / ".songrec").mkdir()
+    (tmp_path / ".songrec" / "model").symlink_to(model_dir)
+    assert songrec(name, *args) == explicit
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -186,7 +242,8 @@ def test_model_folder_errors(model_dir, tmp_path, monkeypatch, capsys):
     code, err = run_script(
         monkeypatch, capsys, "songs", "--model", str(tmp_path / "x"), "--search", "a"
     )
-    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: no model at {tmp_path / 'x'}: run `songrec train ")
     import shutil
 
     copy = shutil.copytree(model_dir, tmp_path / "m")

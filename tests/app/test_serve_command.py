@@ -26,7 +26,7 @@ def songrec(*args: str) -> subprocess.CompletedProcess:
 def test_a_missing_model_folder_is_one_line_and_exit_2(tmp_path):
     done = songrec("app", "--model", str(tmp_path / "nowhere"))
     assert done.returncode == 2
-    assert done.stderr.startswith("error: model folder") and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: no model at ") and len(done.stderr.splitlines()) == 1
 
 
 def test_a_tampered_model_folder_is_refused(tampered_model_dir):
