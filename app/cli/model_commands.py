@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from songrec.app.cli.options import model_option
 from songrec.app.cli.progress import Bar, progress_bar
@@ -117,18 +118,33 @@ def train_command(
             click.echo(f"  {row.algorithm:<16} {row.status}: {row.note}  {row.params}")
     best = {k: report[k] for k in ("n_factors", "reg_all", "lr_all", "n_epochs")}
     click.echo(f"rating model (predicted ratings): SVD {best}")
-    ok = result.results[result.results["status"] == "ok"]
-    winner = ok.loc[ok["rmse"].idxmin()] if not ok.empty else None
-    if winner is not None and winner["algorithm"] != "SVD":
-        click.echo(
-            f"  {winner['algorithm']} has a lower RMSE ({winner['rmse']:.4f}); the SVD is kept "
-            "because its item factors let a new listener be folded in instantly"
-        )
+    why = why_svd(result.results, report["cv"]["rmse"])
+    if why:
+        click.echo(why)
     holdout = report["holdout"]
     click.echo(f"  80/20 holdout: RMSE {holdout['rmse']:.4f}, MAE {holdout['mae']:.4f}")
     click.echo(ranking_summary(report["ranking"]))
     size = sum(f.stat().st_size for f in out_dir.iterdir()) / 2**20
     click.echo(f"model saved to {out_dir} ({size:.1f} MB, {report['train_seconds']} s)")
+
+
+def why_svd(results: pd.DataFrame, svd_rmse: float) -> str | None:
+    """Why the SVD is the rating model when another algorithm of the grid has a lower RMSE
+    (None when the SVD has the lowest)."""
+    ok = results[results["status"] == "ok"]
+    if ok.empty:
+        return None
+    winner = ok.loc[ok["rmse"].idxmin()]
+    if winner["algorithm"] == "SVD":
+        return None
+    return (
+        f"  {winner['algorithm']} has a lower RMSE ({winner['rmse']:.4f}; the best SVD's is "
+        f"{svd_rmse:.4f}), but the SVD is kept:\n"
+        "    a new listener is folded into its item factors in an instant, with no refit, "
+        "and it is the reference's model;\n"
+        "    it only predicts the rating shown beside each song: the order of every list "
+        "comes from the ranking model below (unless --rank-by rating)"
+    )
 
 
 def ranking_summary(ranking: dict) -> str:

@@ -59,6 +59,10 @@ def model_dir(data_dir):
     stages = [line.split(":")[0] for line in result.stderr.splitlines()]
     assert stages == ["grid search", "80/20 holdout", "final SVD", "ranking model"]
     assert "\r" not in result.stderr and all("100%" in line for line in result.stderr.splitlines())
+    # The SVD is explained only when another algorithm beats it.
+    results = pd.read_csv(out / "gscv_results.csv")
+    svd_best = results.sort_values("rmse")["algorithm"].iloc[0] == "SVD"
+    assert ("but the SVD is kept" in result.output) != svd_best
     return out
 
 
@@ -256,6 +260,30 @@ def test_model_folder_errors(model_dir, tmp_path, monkeypatch, capsys):
     assert code == 2 and "checksum mismatch for item_factors.npy" in err
     code, err = run_script(monkeypatch, capsys, "similar", "--model", str(model_dir))
     assert code == 2 and "exactly one of --song" in err
+
+
+def test_train_says_why_the_svd_is_kept_when_another_algorithm_has_a_lower_rmse(data_dir, tmp_path):
+    # An SVD that cannot learn (learning rate 0) from factors far off (init_mean 5) against
+    # BaselineOnly: the table shows BaselineOnly first, and the summary must say why the
+    # SVD is kept all the same.
+    grid = tmp_path / "grid.json"
+    svd = {"n_factors": [2], "n_epochs": [1], "lr_all": [0.0], "init_mean": [5.0]}
+    grid.write_text(json.dumps({"folds": 2, "algorithms": {"BaselineOnly": {}, "SVD": svd}}))
+    args = ["--data", str(data_dir), "--grid", str(grid), "--jobs", "1"]
+    result = CliRunner().invoke(cli, ["train", *args, "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    table = [line.split() for line in result.stdout.splitlines() if " RMSE " in line]
+    assert [row[0] for row in table[:2]] == ["BaselineOnly", "SVD"]
+    lines = result.stdout.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("rating model")))
+    why = lines[at + 1 : at + 4]
+    assert why[0] == (
+        f"  BaselineOnly has a lower RMSE ({table[0][2]}; the best SVD's is {table[1][2]}), "
+        "but the SVD is kept:"
+    )
+    assert "folded into its item factors" in why[1] and "reference's model" in why[1]
+    assert "the order of every list comes from the ranking model" in why[2]
+    assert lines[at + 4].startswith("  80/20 holdout")
 
 
 def test_train_refuses_an_existing_folder_without_force(model_dir, data_dir, monkeypatch, capsys):
