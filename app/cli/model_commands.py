@@ -206,6 +206,21 @@ def history_then_rates(
     return [*imported.entries, *rated]
 
 
+def popular_text(result: RecommendationResult, songs: pd.DataFrame) -> str:
+    """The no-ratings list, labelled as such, with each song's plays (its order): a rating
+    predicted for nobody in particular would only look like a score."""
+    counts = songs.set_index("song_id")
+    lines = ["most popular (no ratings given): by plays, each listener's counted up to 10"]
+    for rank, item in enumerate(result.items, 1):
+        song = counts.loc[item.song_id]
+        heard = f", {song['listeners']:,} listeners" if "listeners" in counts.columns else ""
+        lines.append(
+            f"{rank:>3}. {item.artist_name} – {item.track_name}  {song['plays']:,} plays{heard}"
+        )
+        lines.append(f"     {item.song_id}")
+    return "\n".join(lines)
+
+
 def result_json(result: RecommendationResult) -> list[dict]:
     """The list as JSON-ready rows (the fields of --json)."""
     return [{"rank": rank, **asdict(item)} for rank, item in enumerate(result.items, 1)]
@@ -285,10 +300,14 @@ def recommend_command(
             bar.update(epoch - bar.n)
 
         result = recommender.recommend(rated, top, mode, rank_by, progress=progress, seed=seed)
-    if result.fallback:
+    popular = result.mode == "popular"  # no ratings: the most played songs
+    if result.fallback and (as_json or not popular):
         click.echo(result.fallback, err=True)
     if as_json:
         click.echo(json.dumps(result_json(result), ensure_ascii=False))
+        return
+    if popular:
+        click.echo(popular_text(result, recommender.model.songs))
         return
     if rank_by == "rating":
         click.echo("ordered by predicted rating (the reference's order)", err=True)

@@ -156,8 +156,21 @@ def test_recommend_text_retrain_and_empty(model_dir):
         "rating",
     )
     assert code == 0 and out.count("because you rated") == 10
-    code, out, err = songrec("recommend", "--model", str(model_dir), "--top", "3")
-    assert code == 0 and "most popular" in err and len(out.strip().splitlines()) == 6
+
+
+def test_recommend_without_ratings_is_the_labelled_popular_list(model_dir):
+    code, out, err = songrec("recommend", "--model", str(model_dir), "--top", "4")
+    assert code == 0 and err == ""
+    header, *rows = out.strip().splitlines()
+    assert header.startswith("most popular (no ratings given): by plays")
+    assert len(rows) == 8 and "you'd rate it about" not in out
+    # In popularity order: the fixture's songs have plays 40, 39, ... (song 1000 first).
+    plays = [int(line.rsplit("  ", 1)[1].split()[0].replace(",", "")) for line in rows[::2]]
+    assert plays == sorted(plays, reverse=True) == [40, 39, 38, 37]
+    assert [line.strip() for line in rows[1::2]] == [f"{1000 + i:016x}" for i in range(4)]
+    # JSON keeps its fields and says on stderr that this is the popular list.
+    code, out, err = songrec("recommend", "--model", str(model_dir), "--top", "4", "--json")
+    assert code == 0 and "most popular" in err and len(json.loads(out)) == 4
 
 
 def test_songs_and_similar(model_dir):
