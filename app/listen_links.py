@@ -7,12 +7,10 @@ is a canonical MusicBrainz id.
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 from urllib.parse import quote
 
-MBID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-RECORDING_URL = "https://musicbrainz.org/recording/"
+from songrec.etl.mbids import is_mbid, recording_url
 
 
 class Link(NamedTuple):
@@ -22,28 +20,16 @@ class Link(NamedTuple):
     url: str
 
 
-def valid_mbid(mbid: object) -> str | None:
-    """`mbid` when it is a canonical MusicBrainz id (lower-case UUID), else None."""
-    return mbid if isinstance(mbid, str) and MBID.fullmatch(mbid) else None
-
-
-def recording_url(mbid: object) -> str | None:
-    """The MusicBrainz page of a recording, or None without a valid id."""
-    mbid = valid_mbid(mbid)
-    return f"{RECORDING_URL}{mbid}" if mbid else None
-
-
 def listen_links(artist: str, title: str, mbid: object = None) -> list[Link]:
     """Links to hear `artist` – `title`: the best first."""
     query = quote(f"{artist} {title}", safe="")
     links = []
-    mbid = valid_mbid(mbid)
-    if mbid:
+    if is_mbid(mbid):
         # ListenBrainz's player streams a recording from the listener's connected services.
         links.append(
             Link("ListenBrainz", f"https://listenbrainz.org/player/?recording_mbids={mbid}")
         )
-        links.append(Link("MusicBrainz", f"{RECORDING_URL}{mbid}"))
+        links.append(Link("MusicBrainz", str(recording_url(mbid))))
     else:
         links.append(
             Link("MusicBrainz", f"https://musicbrainz.org/search?query={query}&type=recording")
@@ -54,4 +40,4 @@ def listen_links(artist: str, title: str, mbid: object = None) -> list[Link]:
 
 def best_link(artist: str, title: str, mbid: object = None) -> str:
     """The one link a table cell shows: ListenBrainz's player, else a YouTube search."""
-    return listen_links(artist, title, mbid)[0 if valid_mbid(mbid) else -1].url
+    return listen_links(artist, title, mbid)[0 if is_mbid(mbid) else -1].url

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from songrec.app.listen_links import recording_url, valid_mbid
+from songrec.etl.mbids import is_mbid, recording_url
 
 EXTENSION = "https://github.com/songrec/songrec#track"
 FORMATS = ("jspf", "csv")
@@ -42,7 +42,7 @@ class PlaylistTrack:
 
 def importable(tracks: Sequence[PlaylistTrack]) -> int:
     """How many tracks carry a MusicBrainz recording id (ListenBrainz imports only those)."""
-    return sum(valid_mbid(track.recording_mbid) is not None for track in tracks)
+    return sum(is_mbid(track.recording_mbid) for track in tracks)
 
 
 def to_jspf(tracks: Sequence[PlaylistTrack], title: str, when: datetime | None = None) -> str:
@@ -86,7 +86,7 @@ def to_csv(tracks: Sequence[PlaylistTrack]) -> str:
             "" if track.rating is None else track.rating,
             track.why or "",
             track.song_id,
-            valid_mbid(track.recording_mbid) or "",
+            track.recording_mbid if is_mbid(track.recording_mbid) else "",
         ]
         writer.writerow([_cell(value) for value in row])
     return out.getvalue()

@@ -55,8 +55,6 @@ class Catalogue:
     recommender: Recommender
     artists: tuple[str, ...]
     model_dir: Path
-    # Each song's MusicBrainz recording id where the data carried one (None elsewhere).
-    mbids: tuple[str | None, ...] = ()
 
     @property
     def model(self) -> TrainedModel:
@@ -65,7 +63,7 @@ class Catalogue:
 
     def mbid(self, song_id: str) -> str | None:
         """The song's MusicBrainz recording id, if known."""
-        return self.mbids[self.model.index_of(song_id)] if self.mbids else None
+        return self.model.recording_mbid(self.model.index_of(song_id))
 
     def search(self, text: str, limit: int) -> list[int]:
         """Rows of the songs matching `text`, best first (models.search)."""
@@ -110,16 +108,12 @@ def _load(folder: str, stamp: int) -> Catalogue:
     recommender.training_matrix()
     model = recommender.model
     song_index(model)  # likewise the search index (about 2 s at a million songs)
-    mbids: tuple[str | None, ...] = ()
-    if "recording_mbid" in model.songs.columns:
-        column = model.songs["recording_mbid"].astype(object)
-        mbids = tuple(m if isinstance(m, str) else None for m in column)
-    return Catalogue(recommender, tuple(artists(model)), Path(folder), mbids)
+    return Catalogue(recommender, tuple(artists(model)), Path(folder))
 
 
 def catalogue_note(catalogue: Catalogue) -> str | None:
     """One line saying the catalogue is made up, when the model was trained on the sample."""
-    if not catalogue.model.manifest.get("data_source", {}).get("synthetic"):
+    if not catalogue.model.synthetic:
         return None
     return (
         "This catalogue is synthetic: the artists and songs were made up by `songrec etl "

@@ -9,6 +9,7 @@ from songrec.app.listen_links import best_link
 from songrec.app.listening_list import Entries, ListError, check_rating, clear
 from songrec.app.listening_list import Entry as ListEntry
 from songrec.app.page import session
+from songrec.app.page.history_upload import history_import
 from songrec.app.page.recommendations import EMPTY_HINT
 from songrec.app.page.text import count
 
@@ -77,3 +78,4 @@ def listening_list(catalogue: session.Catalogue) -> None:
             session.set_entries(changed)
             st.rerun()
     st.button("Clear list", on_click=_on_clear, disabled=not entries)
+    history_import(catalogue)

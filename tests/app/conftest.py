@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from songrec.etl.songs import song_id
 from songrec.models.artifact import load_model, save_model
 from songrec.models.train import train
 
@@ -28,13 +29,15 @@ def listening_data(
     """(ratings, songs): listeners of each taste group rate its artists high, others low."""
     rng = np.random.default_rng(seed)
     n_songs = groups * artists_per_group * songs_per_artist
-    song_ids = [f"{i:016x}" for i in rng.integers(2**60, 2**63, n_songs)]
-    assert len(set(song_ids)) == n_songs
     group = np.arange(n_songs) // (artists_per_group * songs_per_artist)
     artist = [
         f"Band {chr(65 + g)}{(i // songs_per_artist) % artists_per_group}"
         for i, g in enumerate(group)
     ]
+    # Ids as the ETL makes them (a history file is matched by its names), a few per seed
+    # different so that two models do not share songs.
+    tracks = [f"Song {i:03d}" + ("" if seed == 1 else f" ({seed})") for i in range(n_songs)]
+    song_ids = [song_id(a, t) for a, t in zip(artist, tracks, strict=True)]
     rows = []
     for g in range(groups):
         own = [s for s, sg in zip(song_ids, group, strict=True) if sg == g]
@@ -52,7 +55,7 @@ def listening_data(
         {
             "song_id": song_ids,
             "artist_name": artist,
-            "track_name": [f"Song {i:03d}" for i in range(n_songs)],
+            "track_name": tracks,
             "plays": plays.to_numpy().astype("int64"),
             "raw_plays": (plays.to_numpy() * 2).astype("int64"),
             "listeners": ratings.groupby("song_id")
@@ -65,13 +68,16 @@ def listening_data(
     return ratings, songs
 
 
-def build_model(folder: Path, seed: int = 1) -> Path:
-    """Train the small model with the models' `train` and save it with `save_model`."""
+def build_model(folder: Path, seed: int = 1, report: dict | None = None) -> Path:
+    """Train the small model with the models' `train` and save it with `save_model`;
+    `report` is written as the data folder's etl_report.json (what the ETL says it read)."""
     ratings, songs = listening_data(seed=seed)
     data = folder / "data"
     data.mkdir(parents=True)
     ratings.to_parquet(data / "ratings.parquet", index=False)
     songs.to_parquet(data / "songs.parquet", index=False)
+    if report is not None:
+        (data / "etl_report.json").write_text(json.dumps(report))
     grid = folder / "grid.json"
     grid.write_text(json.dumps(SVD_ONLY_GRID))
     result = train(data, top_songs=10_000, grid=str(grid), jobs=1, seed=seed)
@@ -90,6 +96,13 @@ def model_dir(tmp_path_factory) -> Path:
 def other_model_dir(tmp_path_factory) -> Path:
     """A model of other listening data (other song ids): a retrain on new data."""
     return build_model(tmp_path_factory.mktemp("other_model"), seed=2)
+
+
+@pytest.fixture(scope="session")
+def synthetic_model_dir(tmp_path_factory) -> Path:
+    """The small model as if trained on `songrec etl sample` output."""
+    report = {"source": "sample(users=120)", "source_kind": "sample", "synthetic": True}
+    return build_model(tmp_path_factory.mktemp("synthetic_model"), report=report)
 
 
 @pytest.fixture(scope="session")

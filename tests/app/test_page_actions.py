@@ -116,3 +116,12 @@ def test_the_page_offers_the_playlist_downloads(page_env, model):
     assert {d.proto.label for d in downloads} == {"Download JSPF", "Download CSV"}
     assert at.selectbox(key="takeaway_choice").options[0].startswith("Your list and")
     assert session.SHOWN in at.session_state
+
+
+def test_a_synthetic_catalogue_says_so_and_a_real_one_does_not(
+    page_env, synthetic_model_dir, monkeypatch
+):
+    assert not any("synthetic" in i.value for i in open_page().info)
+    monkeypatch.setenv("SONGREC_MODEL", str(synthetic_model_dir))
+    notes = [i.value for i in open_page().info if "synthetic" in i.value]
+    assert len(notes) == 1 and "songrec etl sample" in notes[0]

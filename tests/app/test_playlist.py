@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from songrec.app.listen_links import valid_mbid
 from songrec.app.playlist import (
     CSV_COLUMNS,
     EXTENSION,
@@ -21,6 +20,7 @@ from songrec.app.playlist import (
     to_csv,
     to_jspf,
 )
+from songrec.etl.mbids import is_mbid
 
 _names = st.text(min_size=1, max_size=20)
 _tracks = st.lists(
@@ -51,7 +51,7 @@ def check_jspf(text: str) -> dict:
         assert isinstance(track["title"], str) and isinstance(track["creator"], str)
         for uri in track.get("identifier", []):
             assert uri.startswith("https://musicbrainz.org/recording/")
-            assert valid_mbid(uri.rsplit("/", 1)[1])
+            assert is_mbid(uri.rsplit("/", 1)[1])
         assert set(track.get("extension", {})) <= {EXTENSION}
     return playlist
 
@@ -79,7 +79,8 @@ def test_csv_round_trips_and_keeps_formulas_inert(tracks):
             assert shown[:1] not in ("=", "+", "-", "@", "\t", "\r")
             assert shown in (value, "'" + value)
         assert row["song_id"] == track.song_id
-        assert row["recording_mbid"] == (valid_mbid(track.recording_mbid) or "")
+        mbid = track.recording_mbid
+        assert row["recording_mbid"] == (mbid if is_mbid(mbid) else "")
 
 
 def test_render_names_its_formats():
