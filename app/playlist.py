@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from songrec.etl.mbids import is_mbid, recording_url
+from songrec.models.artifact import TrainedModel
+from songrec.models.recommend import Recommendation
 
 EXTENSION = "https://github.com/songrec/songrec#track"
 FORMATS = ("jspf", "csv")
@@ -38,6 +40,40 @@ class PlaylistTrack:
     rating: float | None = None
     why: str | None = None
     recording_mbid: str | None = None
+
+
+def listed_tracks(pairs: Sequence[tuple[str, int]], model: TrainedModel) -> list[PlaylistTrack]:
+    """A listener's rated songs (song id, rating) as playlist tracks."""
+    tracks = []
+    for song_id, rating in pairs:
+        index = model.index_of(song_id)
+        tracks.append(
+            PlaylistTrack(
+                str(model.artist_names[index]),
+                str(model.track_names[index]),
+                song_id,
+                "your list",
+                float(rating),
+                recording_mbid=model.recording_mbid(index),
+            )
+        )
+    return tracks
+
+
+def recommended_tracks(items: Sequence[Recommendation], model: TrainedModel) -> list[PlaylistTrack]:
+    """Recommendations as playlist tracks (the predicted rating, the reason)."""
+    return [
+        PlaylistTrack(
+            item.artist_name,
+            item.track_name,
+            item.song_id,
+            "recommended",
+            round(float(item.predicted_rating), 1),
+            item.because,
+            model.recording_mbid(model.index_of(item.song_id)),
+        )
+        for item in items
+    ]
 
 
 def importable(tracks: Sequence[PlaylistTrack]) -> int:

@@ -13,6 +13,8 @@ import pandas as pd
 
 from songrec.app.cli.options import model_option
 from songrec.app.cli.progress import Bar, progress_bar
+from songrec.app.playlist import FORMATS as PLAYLIST_FORMATS
+from songrec.app.playlist import recommended_tracks, render
 from songrec.etl.history import History, read_history_file
 from songrec.models.artifact import load_model
 from songrec.models.errors import ModelError
@@ -22,6 +24,7 @@ from songrec.models.recommender import Recommender
 from songrec.models.search import search_songs
 from songrec.models.train import DEFAULT_SEED, DEFAULT_TOP_SONGS, save_result, train
 
+OUTPUT_FORMATS = ("text", "json", *PLAYLIST_FORMATS)
 MODEL_OPTION = model_option()
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -259,6 +262,15 @@ def result_json(result: RecommendationResult) -> list[dict]:
     "(kept for fidelity; it finds few of your songs, see README).",
 )
 @click.option("--seed", type=int, help="Seed of a Surprise refit (default: the model's).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="text",
+    show_default=True,
+    help="json: the fields of each song; jspf / csv: the recommendations as a playlist "
+    "(JSPF is what ListenBrainz imports).",
+)
 @JSON_OPTION
 def recommend_command(
     model_dir: Path,
@@ -269,11 +281,17 @@ def recommend_command(
     mode: str,
     rank_by: str,
     seed: int | None,
+    fmt: str,
     as_json: bool,
 ) -> None:
     """Top songs for a listener who rated a few songs (1..10) or gave their history, or
     for a file of listeners."""
+    if as_json:
+        fmt = "json"  # --json is --format json
+    as_json = fmt == "json"
     rated = [parse_rating(text) for text in rates]
+    if listeners_file is not None and fmt in PLAYLIST_FORMATS:
+        raise ModelError(f"--format {fmt} makes one playlist: not with --listeners")
     if listeners_file is not None and rated:
         raise ModelError("give either --rate or --listeners, not both")
     if listeners_file is not None and history_file is not None:
@@ -301,8 +319,12 @@ def recommend_command(
 
         result = recommender.recommend(rated, top, mode, rank_by, progress=progress, seed=seed)
     popular = result.mode == "popular"  # no ratings: the most played songs
-    if result.fallback and (as_json or not popular):
+    if result.fallback and (fmt != "text" or not popular):
         click.echo(result.fallback, err=True)
+    if fmt in PLAYLIST_FORMATS:
+        tracks = recommended_tracks(result.items, recommender.model)
+        click.echo(render(tracks, fmt, title="songrec recommendations"), nl=fmt == "jspf")
+        return
     if as_json:
         click.echo(json.dumps(result_json(result), ensure_ascii=False))
         return

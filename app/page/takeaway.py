@@ -7,8 +7,16 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from songrec.app.listening_list import as_pairs
 from songrec.app.page import session
-from songrec.app.playlist import MEDIA_TYPES, PlaylistTrack, importable, render
+from songrec.app.playlist import (
+    MEDIA_TYPES,
+    PlaylistTrack,
+    importable,
+    listed_tracks,
+    recommended_tracks,
+    render,
+)
 from songrec.models.recommend import Recommendation
 
 INCLUDE = {
@@ -23,32 +31,8 @@ def playlist_tracks(
 ) -> list[PlaylistTrack]:
     """The visitor's list, then the recommendations shown, as playlist tracks."""
     model = catalogue.model
-    tracks = []
-    for entry in session.entries():
-        index = model.index_of(entry.song_id)
-        tracks.append(
-            PlaylistTrack(
-                str(model.artist_names[index]),
-                str(model.track_names[index]),
-                entry.song_id,
-                "your list",
-                float(entry.rating),
-                recording_mbid=catalogue.mbid(entry.song_id),
-            )
-        )
-    for item in recommended or ():
-        tracks.append(
-            PlaylistTrack(
-                item.artist_name,
-                item.track_name,
-                item.song_id,
-                "recommended",
-                round(float(item.predicted_rating), 1),
-                item.because,
-                catalogue.mbid(item.song_id),
-            )
-        )
-    return tracks
+    listed = listed_tracks(as_pairs(session.entries()), model)
+    return listed + recommended_tracks(recommended or (), model)
 
 
 def takeaway(catalogue: session.Catalogue, recommended: Sequence[Recommendation] | None) -> None:

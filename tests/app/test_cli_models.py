@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 
@@ -104,6 +106,22 @@ def test_recommend_json_follows_taste(model_dir):
     assert all(item["because"].startswith("because you rated Band B") for item in items)
     assert all(item["because_song_id"] in {r.split("=")[1] for r in rates} for item in items)
     assert all("who play it also play this)" in item["because"] for item in items)
+
+
+def test_recommend_as_a_playlist(model_dir):
+    rates = [f"--rate={1000 + i:016x}=10" for i in (21, 22, 25)]
+    base = ["recommend", "--model", str(model_dir), *rates, "--top", "5"]
+    _, as_json, _ = songrec(*base, "--json")
+    code, jspf, _ = songrec(*base, "--format", "jspf")
+    assert code == 0
+    tracks = json.loads(jspf)["playlist"]["track"]
+    assert [(t["creator"], t["title"]) for t in tracks] == [
+        (i["artist_name"], i["track_name"]) for i in json.loads(as_json)
+    ]
+    code, text, _ = songrec(*base, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert code == 0 and [r["song_id"] for r in rows] == [i["song_id"] for i in json.loads(as_json)]
+    assert songrec(*base, "--format", "json")[1] == as_json
 
 
 def test_recommend_rank_by_rating_is_labelled(model_dir):
