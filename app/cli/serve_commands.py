@@ -10,6 +10,7 @@ import click
 
 from songrec.app.cli.options import model_option
 from songrec.app.model_location import MODEL_ENV
+from songrec.etl.history import MAX_INPUT_BYTES
 from songrec.models.artifact import load_model
 
 PAGE = Path(__file__).resolve().parents[1] / "streamlit_app.py"
@@ -31,6 +32,9 @@ def streamlit_command(port: int, host: str) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # The history upload's limit (MB), also when .streamlit/config.toml is not in reach.
+        "--server.maxUploadSize",
+        str(MAX_INPUT_BYTES // 2**20),
     ]
 
 

@@ -44,6 +44,7 @@ def test_the_server_listens_where_asked_and_sends_no_usage_stats():
         "--server.address": "127.0.0.1",
         "--server.headless": "true",
         "--browser.gatherUsageStats": "false",
+        "--server.maxUploadSize": "50",  # the history upload's cap, in MB
     }
 
 
