@@ -46,7 +46,8 @@ def report(imported: ImportedHistory, added: int) -> str:
         missing = "; ".join(f"{a} – {t}" for a, t in imported.unmatched_examples)
         lines.append(f"Not in this catalogue, e.g.: {plain(missing)}.")
     if imported.transform_note:
-        lines.append(plain(imported.transform_note))
+        note = imported.transform_note
+        lines.append(plain(note[:1].upper() + note[1:]) + ".")
     return "  \n".join(lines)
 
 

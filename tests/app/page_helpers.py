@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +80,29 @@ def recommended(at: AppTest, prefix: str = "rec") -> pd.DataFrame:
 
 def songs_of(model, artist: str) -> list[str]:
     return model.songs.loc[model.songs["artist_name"] == artist, "song_id"].tolist()
+
+
+def export_lines(model, plays: dict[int, int]) -> bytes:
+    """ListenBrainz export lines: song row -> how many listens."""
+    lines = []
+    for row, times in plays.items():
+        for n in range(times):
+            listen = {
+                "listened_at": 1_700_000_000 + 60 * len(lines) + n,
+                "track_metadata": {
+                    "artist_name": str(model.artist_names[row]),
+                    "track_name": str(model.track_names[row]),
+                },
+            }
+            lines.append(json.dumps(listen))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def export_zip(lines: bytes) -> bytes:
+    """The layout of a ListenBrainz user export."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("user.json", json.dumps({"user_name": "someone"}))
+        archive.writestr("listens/2024/5.jsonl", lines)
+        archive.writestr("feedback.jsonl", "")
+    return out.getvalue()

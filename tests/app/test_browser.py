@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from page_helpers import export_lines, export_zip
 from page_server import CHROMIUM, CHROMIUM_ARGS, REPO, serve
 
 pytestmark = pytest.mark.browser
@@ -188,5 +189,23 @@ def test_the_page_works_when_the_browser_refuses_cookies(browser, model, model_d
         assert not any(c["name"] == "songrec_list" for c in context.cookies())
         page.reload()
         page.get_by_text("Your list (0 songs)").wait_for(timeout=WAIT_MS)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        context.close()
+
+
+def test_a_visitor_imports_their_listenbrainz_export(browser, model, model_dir, tmp_path):
+    export = tmp_path / "listenbrainz_someone.zip"
+    export.write_bytes(export_zip(export_lines(model, {0: 6, 3: 2, 8: 1})))
+    with serve(model_dir, tmp_path / "lists.sqlite3", tmp_path / "server.log") as (url, _):
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_test_id("stExpander").get_by_text("Import your listening history").click()
+        page.locator('input[type="file"]').set_input_files(str(export))
+        page.get_by_text("Added 3 songs to your list").wait_for(timeout=WAIT_MS)
+        page.get_by_text("Your list (3 songs)").wait_for(timeout=WAIT_MS)
+        page.get_by_role("button", name="Recommend songs").click()
+        wait_row(page, 10)
+        page.screenshot(path=screenshot_folder() / "page-history-imported.png")
         assert page.locator('[data-testid="stException"]').count() == 0
         context.close()

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from pathlib import Path
 
 import pytest
-from page_helpers import add_song, listed, open_page, songs_of
+from page_helpers import add_song, export_lines, export_zip, listed, open_page, songs_of
 
 from songrec.etl.history import read_history
 from songrec.models.history import import_history
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "listenbrainz-samples"
-
-
-def export_lines(model, plays: dict[int, int]) -> bytes:
-    """ListenBrainz export lines: song row -> how many listens."""
-    lines = []
-    for row, times in plays.items():
-        for n in range(times):
-            listen = {
-                "listened_at": 1_700_000_000 + 60 * len(lines) + n,
-                "track_metadata": {
-                    "artist_name": str(model.artist_names[row]),
-                    "track_name": str(model.track_names[row]),
-                },
-            }
-            lines.append(json.dumps(listen))
-    return ("\n".join(lines) + "\n").encode()
-
-
-def export_zip(lines: bytes) -> bytes:
-    """The layout of a ListenBrainz user export."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("user.json", json.dumps({"user_name": "someone"}))
-        archive.writestr("listens/2024/5.jsonl", lines)
-        archive.writestr("feedback.jsonl", "")
-    return out.getvalue()
 
 
 def upload(at, name: str, data: bytes) -> None:
