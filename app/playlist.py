@@ -5,7 +5,7 @@ JSPF is the JSON form of XSPF that ListenBrainz imports (https://xspf.org/jspf/)
 left out, `identifier` a list of URIs). ListenBrainz accepts a track only when one of its
 identifiers is a MusicBrainz recording URL, so songs without a known recording id carry
 none and `Playlist.importable` says how many ListenBrainz will take. songrec's own fields
-(song id, rating, why) sit in each track's `extension`, keyed by a songrec URI as JSPF asks.
+(song id, rating, why) sit in each track's `extension`, keyed by a URI as JSPF asks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from songrec.etl.mbids import is_mbid, recording_url
 from songrec.models.artifact import TrainedModel
 from songrec.models.recommend import Recommendation
 
-EXTENSION = "https://github.com/songrec/songrec#track"
+# JSPF keys an application's extension by a URI of its own; songrec has no web address.
+EXTENSION = "urn:songrec:track"
 FORMATS = ("jspf", "csv")
 CSV_COLUMNS = [
     *("position", "section", "artist", "title", "rating", "why", "song_id", "recording_mbid")

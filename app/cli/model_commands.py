@@ -153,10 +153,16 @@ def why_svd(results: pd.DataFrame, svd_rmse: float) -> str | None:
 def ranking_summary(ranking: dict) -> str:
     """Lines on the ranking model: its validated parameters and which transform ranks best."""
     entries = "binary (played or not)" if ranking["gamma"] == 0 else f"rating^{ranking['gamma']}"
+    ndcg = ranking["validation_ndcg"]
+    validated = (
+        f"validation NDCG@10 {ndcg}"
+        if ndcg is not None
+        else "not validated (too few listeners: the defaults)"
+    )
     lines = [
         f"ranking model (the order of every list): truncated SVD, k={ranking['k']}, "
         f"entries {entries}, alpha {ranking['alpha']}, beta {ranking['beta']}, "
-        f"shrink {ranking['shrink']}; validation NDCG@10 {ranking['validation_ndcg']}"
+        f"shrink {ranking['shrink']}; {validated}"
     ]
     by_transform = ranking.get("transform_ndcg") or {}
     if len(by_transform) > 1:

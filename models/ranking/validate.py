@@ -201,8 +201,9 @@ def best_params(curve: pd.DataFrame, fallback: RankingParams | None = None) -> R
 
 def transform_ranks(curves: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Best NDCG per rating transform across validation curves, best first."""
-    joined = pd.concat([c for c in curves if not c.empty], ignore_index=True)
-    if joined.empty:
+    curves = [c for c in curves if not c.empty]
+    if not curves:  # too few listeners to validate: nothing to rank
         return pd.DataFrame(columns=["transform", "ndcg"])
+    joined = pd.concat(curves, ignore_index=True)
     best = joined.groupby("transform", sort=False)["ndcg"].max().reset_index()
     return best.sort_values("ndcg", ascending=False, kind="stable").reset_index(drop=True)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -332,3 +333,23 @@ def test_train_refuses_an_existing_folder_without_force(model_dir, data_dir, mon
         str(data_dir.parent / "new"),
     )
     assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.realdata
+def test_a_real_spark_dump_gives_a_playlist_with_its_musicbrainz_ids(tmp_path):
+    """Two real listeners (too few to validate the ranking): trains, and the JSPF carries the
+    recordings' MusicBrainz ids the dump holds."""
+    dump = Path(__file__).resolve().parents[2].parent / "shared/data/listenbrainz-samples"
+    data, model = tmp_path / "data", tmp_path / "model"
+    assert songrec("etl", "dump", str(dump / "spark-full-dump"), "--out", str(data))[0] == 0
+    code, out, err = songrec("train", "--data", str(data), "--out", str(model), "--grid", "quick")
+    assert code == 0, err
+    assert "not validated (too few listeners" in out
+    code, jspf, _ = songrec("recommend", "--model", str(model), "--format", "jspf")
+    assert code == 0
+    songs = pd.read_parquet(data / "songs.parquet").set_index("song_id")
+    for track in json.loads(jspf)["playlist"]["track"]:
+        song_id = track["extension"]["urn:songrec:track"]["song_id"]
+        mbid = songs.loc[song_id, "recording_mbid"]
+        expected = [f"https://musicbrainz.org/recording/{mbid}"] if isinstance(mbid, str) else None
+        assert track.get("identifier") == expected
