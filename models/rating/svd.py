@@ -9,6 +9,7 @@ plain `SVD(...).fit(trainset)` gives, at the cost of one extra Python call per e
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from itertools import chain
@@ -17,8 +18,13 @@ from surprise import SVD, Trainset
 
 log = logging.getLogger(__name__)
 
-# The hyper-parameters of Surprise's SVD that songrec stores and reuses.
-SVD_PARAMS = ("n_factors", "n_epochs", "lr_all", "reg_all", "biased", "init_std_dev")
+# Every hyper-parameter of Surprise's SVD (read from its signature, so a grid that tunes
+# e.g. init_mean or reg_bu gets the same setting in the holdout and the final fit).
+SVD_PARAMS = tuple(
+    name
+    for name in inspect.signature(SVD.__init__).parameters
+    if name not in ("self", "random_state", "verbose")
+)
 SVD_DEFAULTS = {"n_factors": 100, "n_epochs": 20, "lr_all": 0.005, "reg_all": 0.02}
 
 

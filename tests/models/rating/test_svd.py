@@ -25,3 +25,13 @@ def test_progress_per_epoch_and_identical_model(taste):
 def test_svd_params_keeps_only_svd_hyper_parameters():
     params = svd_params({"n_factors": 150, "reg_all": 0.1, "trim": {}, "seed": 3})
     assert params == {"n_factors": 150, "n_epochs": 20, "lr_all": 0.005, "reg_all": 0.1}
+
+
+def test_every_hyper_parameter_a_grid_can_tune_reaches_the_fit():
+    # A grid may tune any argument of Surprise's SVD; the holdout and the final fit must
+    # use the same value, not silently fall back to Surprise's default.
+    tuned = {"n_factors": 4, "n_epochs": 3, "init_mean": 0.3, "reg_bu": 0.5, "lr_qi": 0.02}
+    params = svd_params({**tuned, "seed": 1})
+    assert params == {**svd_params({}), **tuned}
+    algo = SVD(**params)
+    assert (algo.init_mean, algo.reg_bu, algo.lr_qi) == (0.3, 0.5, 0.02)
