@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from songrec.app.cli.options import data_option
 from songrec.app.cli.progress import progress_bar
 from songrec.etl.pipeline import EtlRun, rerate, run_listens
 from songrec.etl.ratings import DEFAULT_TRANSFORM, TRANSFORMS
@@ -97,12 +98,7 @@ def sample(
 
 
 @etl.command()
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-)
+@data_option("Ratings folder written by `songrec etl` (plays.parquet).")
 @TRANSFORM_OPTION
 def ratings(data_dir: Path, transform: str) -> None:
     """Recompute ratings.parquet from plays.parquet with another transform."""
@@ -125,12 +121,7 @@ for _module in (
 
 
 @click.command()
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Ratings folder: plays and ratings distributions.",
-)
+@data_option("Ratings folder: plays and ratings distributions.", required=False)
 @click.option(
     "--model",
     "model_dir",

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from songrec.app.cli.options import data_option
 from songrec.app.cli.progress import Bar, progress_bar
 from songrec.models.errors import ModelError
 from songrec.models.evaluation.evaluate import (
@@ -55,13 +56,7 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 @click.command("evaluate")
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Ratings folder (plays.parquet, ratings.parquet, songs.parquet).",
-)
+@data_option("Ratings folder (plays.parquet, ratings.parquet, songs.parquet).")
 @click.option("--top-songs", default=DEFAULT_TOP_SONGS, show_default=True, type=click.IntRange(1))
 @click.option("--k", default=DEFAULT_K, show_default=True, type=click.IntRange(1))
 @click.option(

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from songrec.app.cli.options import model_option
+from songrec.app.cli.options import data_option, model_option
 from songrec.app.cli.progress import Bar, progress_bar
 from songrec.app.playlist import FORMATS as PLAYLIST_FORMATS
 from songrec.app.playlist import recommended_tracks, render
@@ -59,13 +59,7 @@ class StageBars:
 
 
 @click.command("train")
-@click.option(
-    "--data",
-    "data_dir",
-    required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Ratings folder written by `songrec etl` (ratings.parquet, songs.parquet).",
-)
+@data_option("Ratings folder written by `songrec etl` (ratings.parquet, songs.parquet).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--top-songs", default=DEFAULT_TOP_SONGS, show_default=True, type=click.IntRange(1))
 @click.option(

@@ -35,3 +35,14 @@ def model_option(help_text: str = "Model folder written by `songrec train`.") ->
         callback=_existing_model,
         help=help_text,
     )
+
+
+def data_option(help_text: str, required: bool = True) -> Callable:
+    """--data: an existing ratings folder written by `songrec etl`."""
+    return click.option(
+        "--data",
+        "data_dir",
+        required=required,
+        type=click.Path(path_type=Path, exists=True, file_okay=False),
+        help=help_text,
+    )

@@ -1,4 +1,4 @@
-"""Rows of songs a listener can act on: add with a rating, not for me, more like this.
+"""Rows of songs a listener can act on: rate to add, not for me, more like this.
 
 Used for the recommendations and for "more like this". Each action changes the list
 through app/page/session.py and asks for a whole-page rerun (the list lives outside the
@@ -18,7 +18,11 @@ from songrec.app.page.text import links_markdown, plain
 # "Not for me" counts as the lowest rating: the song leaves every later list and, against
 # the visitor's own higher ratings, weighs as a dislike (models.ranking.matrix).
 NOT_FOR_ME = 1
-RATINGS = list(range(10, 0, -1))
+# Five stars on a row, each worth two points of songrec's 1..10 (MusicBrainz rates in five
+# stars too). Stars, not a 1..10 select box: ten select boxes made every update of the ten
+# about 150 ms slower in the browser (tests/bench/bench_app.py).
+STAR_POINTS = 2
+RATE_HINT = "Rate a song with the stars to add it to your list (each star is 2 points of 10)."
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,15 @@ def _change_list(song_id: str, rating: int) -> None:
     st.session_state[session.FULL_RERUN] = True
 
 
+def stars_to_rating(stars: int) -> int:
+    """The 1..10 rating of a row's stars (st.feedback gives 0..4 for one to five stars)."""
+    return (stars + 1) * STAR_POINTS
+
+
 def _on_rate(key: str, song_id: str) -> None:
-    rating = st.session_state.get(key)
-    if rating is not None:
-        _change_list(song_id, rating)
+    stars = st.session_state.get(key)
+    if stars is not None:
+        _change_list(song_id, stars_to_rating(stars))
 
 
 def _on_more(song_id: str) -> None:
@@ -52,6 +61,7 @@ def _on_more(song_id: str) -> None:
 
 def song_rows(rows: list[SongRow], prefix: str, first_rank: int = 1) -> None:
     """Draw `rows`, each with its listen links and its three actions."""
+    st.caption(RATE_HINT)
     for rank, row in enumerate(rows, first_rank):
         # The key names the row in the browser too (CSS class st-key-<key>).
         with st.container(key=f"{prefix}_row_{rank}"):
@@ -68,16 +78,7 @@ def _row(rank: int, row: SongRow, prefix: str) -> None:
     )
     detail.caption(row.detail)
     key = f"{prefix}_rate_{row.song_id}"
-    rate.selectbox(
-        "Add to my list, rated",
-        RATINGS,
-        index=None,
-        placeholder="Add, rated…",
-        key=key,
-        on_change=_on_rate,
-        args=(key, row.song_id),
-        label_visibility="collapsed",
-    )
+    rate.feedback("stars", key=key, on_change=_on_rate, args=(key, row.song_id))
     no.button(
         "Not for me",
         key=f"{prefix}_no_{row.song_id}",

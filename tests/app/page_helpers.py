@@ -56,9 +56,9 @@ def _unescape(text: str) -> str:
 def recommended(at: AppTest, prefix: str = "rec") -> pd.DataFrame:
     """The recommendation rows as the browser shows them (Markdown escapes resolved)."""
     ids = [
-        s.key.removeprefix(f"{prefix}_rate_")
-        for s in at.selectbox
-        if (s.key or "").startswith(f"{prefix}_rate_")
+        f.key.removeprefix(f"{prefix}_rate_")
+        for f in at.feedback
+        if (f.key or "").startswith(f"{prefix}_rate_")
     ]
     heads = [ROW.match(m.value) for m in at.markdown]
     heads = [h for h in heads if h]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from page_helpers import add_song, button, listed, open_page, recommended, songs_of
 
 from songrec.app.page import session
-from songrec.app.page.song_rows import NOT_FOR_ME
+from songrec.app.page.song_rows import NOT_FOR_ME, stars_to_rating
 from songrec.models.recommender import Recommender
 from songrec.models.search import search_songs
 
@@ -48,9 +48,9 @@ def test_adding_a_recommended_song_updates_both_lists_in_place(page_env, model):
     _recommend_for(at, model)
     before = recommended(at)
     pick = before["song_id"].iloc[2]
-    at.selectbox(key=f"rec_rate_{pick}").set_value(8).run()
+    at.feedback(key=f"rec_rate_{pick}").set_value(3).run()  # four stars
     assert not at.exception
-    assert listed(at)[pick] == 8
+    assert listed(at)[pick] == stars_to_rating(3) == 8
     after = recommended(at)
     assert len(after) == 10 and pick not in set(after["song_id"])
     assert list(after["rank"]) == list(range(1, 11)), "the visitor stays on the same ten"
@@ -85,7 +85,7 @@ def test_more_like_this_shows_similar_unrated_songs(page_env, model):
     assert list(more["song_id"]) == [s for s in similar if s not in rated][:10]
     # Its rows act like the recommendations' rows.
     first = more["song_id"].iloc[0]
-    at.selectbox(key=f"more_rate_{first}").set_value(10).run()
+    at.feedback(key=f"more_rate_{first}").set_value(4).run()  # five stars
     assert listed(at)[first] == 10
     button(at, "Close").click().run()
     assert len(recommended(at, "more")) == 0

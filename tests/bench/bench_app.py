@@ -109,8 +109,15 @@ async def click_to_results(page, mode: str = "Instant (fold-in)") -> float:
     await page.get_by_text(mode).click()
     started = time.perf_counter()
     await page.get_by_role("button", name="Recommend songs").click()
-    await page.locator(".st-key-rec_row_10").wait_for(timeout=300_000)
+    await last_row_ready(page, 10)
     return 1000 * (time.perf_counter() - started)
+
+
+async def last_row_ready(page, rank: int) -> None:
+    """Row `rank` drawn with its widgets (stars load lazily: wait for them too)."""
+    row = page.locator(f".st-key-rec_row_{rank}")
+    await row.locator("[data-testid=stFeedbackButton]").first.wait_for()
+    await row.get_by_role("button", name="More like this").wait_for()
 
 
 async def acting(page, model: TrainedModel, rng: np.random.Generator, rounds: int = 6) -> None:
@@ -130,19 +137,20 @@ async def acting(page, model: TrainedModel, rng: np.random.Generator, rounds: in
         await page.get_by_role("combobox", name="Matching songs").wait_for()
         search.append(1000 * (time.perf_counter() - started))
 
-        third = page.locator(f".st-key-rec_row_{10 * shown_page + 3}").get_by_role("combobox")
-        await third.click()
+        third = page.locator(
+            f".st-key-rec_row_{10 * shown_page + 3} [data-testid=stFeedbackButton]"
+        )
         started = time.perf_counter()
-        await page.get_by_role("option", name="9", exact=True).click()
+        await third.nth(3).click()
         listed += 1
         await page.get_by_text(f"Your list ({listed} songs)").wait_for()
-        await page.locator(f".st-key-rec_row_{10 * shown_page + 10}").wait_for()
+        await last_row_ready(page, 10 * shown_page + 10)
         add.append(1000 * (time.perf_counter() - started))
 
         started = time.perf_counter()
         await page.get_by_role("button", name="Next ten").click()
         shown_page += 1
-        await page.locator(f".st-key-rec_row_{10 * shown_page + 10}").wait_for()
+        await last_row_ready(page, 10 * shown_page + 10)
         refresh.append(1000 * (time.perf_counter() - started))
     print(f"browser search (Enter to matches): {stats(search)}")
     print(f"browser add a recommended song (choice to list and ten updated): {stats(add)}")
@@ -245,7 +253,7 @@ def server_crowd(model_dir: Path, store_path: Path, tokens: list[str]) -> None:
         started = time.perf_counter()
         button.click().run()
         times.append(1000 * (time.perf_counter() - started))
-        assert sum((b.key or "").startswith("rec_rate_") for b in at.selectbox) == 10
+        assert sum((f.key or "").startswith("rec_rate_") for f in at.feedback) == 10
 
     threads = [threading.Thread(target=visit, args=(at,)) for at in pages]
     for thread in threads:
