@@ -50,6 +50,8 @@ class ImportedHistory:
     matched_plays: int = 0
     unmatched_plays: int = 0
     rejected_examples: dict[str, list[str]] = field(default_factory=dict)
+    # Every matched song id, past the limit too: songs to leave out of recommendations.
+    played: tuple[str, ...] = ()
 
     @property
     def songs(self) -> int:
@@ -124,6 +126,7 @@ def import_history(
         matched_plays=sum(s.plays for s in matched),
         unmatched_plays=sum(s.plays for s in unmatched),
         rejected_examples=dict(history.rejected_examples),
+        played=tuple(song.song_id for song in matched),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,17 +191,23 @@ def recommend(
     seed: int | None = None,
     rank_by: str = "taste",
     training: Callable[[], csr_matrix] | None = None,
+    exclude: Collection[str] = (),
 ) -> RecommendationResult:
     """The top `n` songs the listener has not rated, in the ranking model's order.
 
     `training` gives the exact retrain its training matrix (models.recommender passes one
     that keeps it between calls; by default it is read from the model folder); `progress`
-    reports a Surprise refit.
+    reports a Surprise refit. `exclude`: more song ids never to recommend (songs the
+    listener already played but did not rate; unknown ids are ignored).
     """
     check_request(n, mode, rank_by)
     idx, values = listener_ratings(model, rated)
     if len(idx) == 0:
         return popular(model, n)
+    # Rated songs, then the excluded ones: top_indices leaves all of them out.
+    left_out = np.concatenate(
+        [idx, np.array([model.index_of(s) for s in exclude if model.has_song(s)], dtype=idx.dtype)]
+    )
     if rank_by == "rating":
         if mode == "foldin":
             scores, factors = predicted_ratings(model, idx, values), model.item_factors
@@ -209,7 +215,7 @@ def recommend(
             seed = seed if seed is not None else model.params.get("seed")
             scores, factors = retrain_listener(model, idx, values, seed, progress)
         # Ties go by popularity rank (the row order), so the list is stable.
-        picks = top_indices(scores, idx, n)
+        picks = top_indices(scores, left_out, n)
         reasons = rating_reasons(factors, picks, idx, values) if len(picks) else picks
         predicted = scores
     else:
@@ -219,7 +225,7 @@ def recommend(
             seed = seed if seed is not None else int(model.params.get("seed") or 0)
             ranking = refit_with_listener(matrix, ranking.params, idx, values, seed)
         weights = listener_weights(values, ranking.params.gamma)
-        picks = top_indices(ranking.score(idx, weights), idx, n)
+        picks = top_indices(ranking.score(idx, weights), left_out, n)
         reasons = taste_reasons(ranking, idx, weights, picks) if len(picks) else picks
         predicted = predicted_ratings(model, idx, values, picks)
     if len(picks) == 0:

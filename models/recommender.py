@@ -10,7 +10,7 @@ the training matrix after its first use, so later retrains skip reading the rati
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,15 +110,16 @@ class Recommender:
         progress: Callable[[int, int], None] | None = None,
         seed: int | None = None,
         explain: bool = True,
+        exclude: Collection[str] = (),
     ) -> RecommendationResult:
-        """The top `n` unrated songs (see models.recommend.recommend).
+        """The top `n` unrated songs, none of `exclude` (see models.recommend.recommend).
 
         With `explain`, each reason also counts the training listeners who play both the
         rated song and the pick (the training ratings are read once, on first use).
         """
         with one_blas_thread():
             result = recommend(
-                self.model, rated, n, mode, progress, seed, rank_by, self.training_matrix
+                self.model, rated, n, mode, progress, seed, rank_by, self.training_matrix, exclude
             )
         return self.explain(result) if explain else result
 

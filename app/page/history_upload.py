@@ -42,6 +42,10 @@ def report(imported: ImportedHistory, added: int) -> str:
     """What the import did, for the visitor (Markdown-safe)."""
     lines = [plain(summary(imported).removeprefix("history: ").capitalize()) + "."]
     lines.append(f"Added {count(added)} to your list (ratings from your plays; edit them freely).")
+    if imported.left_out:
+        lines.append(
+            f"The other {imported.left_out:,} songs you play stay out of your recommendations."
+        )
     if imported.unmatched_examples:
         missing = "; ".join(f"{a} – {t}" for a, t in imported.unmatched_examples)
         lines.append(f"Not in this catalogue, e.g.: {plain(missing)}.")
@@ -64,6 +68,7 @@ def _import(catalogue: session.Catalogue, name: str, data: bytes) -> None:
         return
     entries, added = merged(session.entries(), imported.entries)
     session.set_entries(entries)
+    session.add_played(imported.played)
     st.session_state[REPORT] = ("success", report(imported, added))
 
 

@@ -49,15 +49,16 @@ def _retrain_slots() -> threading.Semaphore:
 def _compute(recommender: Recommender, shown: Shown) -> RecommendationResult:
     rated = as_pairs(session.entries())
     n = PAGE_SIZE * (shown.page + 1)
+    played = session.played()
     if shown.mode != "retrain":
-        return recommender.recommend(rated, n=n, mode=shown.mode)
+        return recommender.recommend(rated, n=n, mode=shown.mode, exclude=played)
     with st.spinner("Recomputing the model with your list added…"), _retrain_slots():
-        return recommender.recommend(rated, n=n, mode=shown.mode)
+        return recommender.recommend(rated, n=n, mode=shown.mode, exclude=played)
 
 
 def current(recommender: Recommender, shown: Shown) -> RecommendationResult:
     """The result for `shown` and the list as it is now (kept until either changes)."""
-    key = (session.entries(), shown, id(recommender))
+    key = (session.entries(), session.played(), shown, id(recommender))
     kept = st.session_state.get(session.RESULT)
     if kept is not None and kept[0] == key:
         return kept[1]

@@ -43,6 +43,8 @@ NOTICE = "songrec_notice"
 EDITOR_VERSION = "songrec_editor_version"
 RESULT = "songrec_result"
 SHOWN = "songrec_shown"
+# Songs of an imported history (this visit): never recommended, even past the list's cap.
+PLAYED = "songrec_played"
 MORE_LIKE = "songrec_more_like"
 FULL_RERUN = "songrec_full_rerun"
 MODEL_KEY = "songrec_model"
@@ -231,6 +233,16 @@ def set_entries(new: Entries) -> None:
     st.session_state[ENTRIES] = new
     st.session_state[EDITOR_VERSION] += 1
     _save(st.session_state[TOKEN], new)
+
+
+def played() -> frozenset[str]:
+    """Song ids the visitor's imported history says they already play."""
+    return st.session_state.get(PLAYED, frozenset())
+
+
+def add_played(song_ids: tuple[str, ...]) -> None:
+    """Remember more songs the visitor already plays (shown recommendations follow)."""
+    st.session_state[PLAYED] = played() | frozenset(song_ids)
 
 
 def take_notice() -> str | None:

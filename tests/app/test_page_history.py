@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from page_helpers import add_song, export_lines, export_zip, listed, open_page, songs_of
+from page_helpers import (
+    add_song,
+    button,
+    export_lines,
+    export_zip,
+    listed,
+    open_page,
+    recommended,
+    songs_of,
+)
 
 from songrec.etl.history import read_history
 from songrec.models.history import import_history
@@ -62,3 +71,17 @@ def test_a_bad_or_foreign_file_gets_one_line(page_env, name, data):
     message = at.error[0].value
     assert message.startswith(f"Could not import {name.replace('.', chr(92) + '.')}")
     assert "\n" not in message and "Traceback" not in message
+
+
+def test_songs_past_the_lists_cap_stay_out_of_recommendations(page_env, model, monkeypatch):
+    from songrec.app.page import history_upload
+
+    monkeypatch.setattr(history_upload, "MAX_SONGS", 2)
+    at = open_page()
+    played = {0: 9, 1: 7, 2: 5, 3: 3}  # the two least played go past the cap
+    upload(at, "listens.jsonl", export_lines(model, played))
+    assert len(listed(at)) == 2
+    assert any("other 2 songs you play stay out" in s.value for s in at.success)
+    button(at, "Recommend songs").click().run()
+    shown = set(recommended(at)["song_id"])
+    assert len(shown) == 10 and not shown & {str(model.song_ids[i]) for i in played}

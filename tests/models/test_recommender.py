@@ -30,3 +30,13 @@ def test_load_and_fold_in_place_the_listener_where_scores_come_from(model_dir) -
     expected = model.ranking.score(idx, weights)
     scores = (model.ranking.vectors @ position) * model.ranking.out_scale
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_excluded_songs_are_never_recommended(model):
+    recommender = Recommender(model)
+    rated = [(str(model.song_ids[i]), 9) for i in range(3)]
+    first = [i.song_id for i in recommender.recommend(rated, n=10).items]
+    for mode in ("foldin", "retrain"):
+        again = recommender.recommend(rated, n=10, mode=mode, exclude={*first[:4], "unknown"})
+        ids = [i.song_id for i in again.items]
+        assert len(ids) == 10 and not set(ids) & set(first[:4])
