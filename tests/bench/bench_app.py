@@ -280,7 +280,8 @@ def main() -> None:
         f"load with checksums {time.perf_counter() - started:.2f} s"
     )
     rng = np.random.default_rng(SEED)
-    lists = [listener(model, rng) for _ in range(VISITORS)]
+    # One list more than visitors: the acting part grows its list, the others stay at RATED.
+    lists = [listener(model, rng) for _ in range(VISITORS + 1)]
     model_part(model, lists)
 
     store_path = args.work / "lists.sqlite3"
