@@ -24,10 +24,12 @@ class ListError(ValueError):
 
 
 class Entry(NamedTuple):
-    """One rated song."""
+    """One rated song; `disliked` when the listener said "not for me" (a dislike whatever
+    the rating, until the rating is changed)."""
 
     song_id: str
     rating: int
+    disliked: bool = False
 
 
 Entries = tuple[Entry, ...]
@@ -43,20 +45,25 @@ def check_rating(rating: object) -> int:
     return int(rating)
 
 
-def add(entries: Entries, song_id: str, rating: object) -> Entries:
+def add(entries: Entries, song_id: str, rating: object, disliked: bool = False) -> Entries:
     """The list with `song_id` rated `rating`: updated in place if present, else appended."""
     value = check_rating(rating)
     if any(entry.song_id == song_id for entry in entries):
-        return set_rating(entries, song_id, value)
+        return set_rating(entries, song_id, value, disliked)
     if len(entries) >= MAX_SONGS:
         raise ListError(f"the list holds at most {MAX_SONGS} songs; remove some first")
-    return (*entries, Entry(song_id, value))
+    return (*entries, Entry(song_id, value, disliked))
 
 
-def set_rating(entries: Entries, song_id: str, rating: object) -> Entries:
+def set_rating(entries: Entries, song_id: str, rating: object, disliked: bool = False) -> Entries:
     """The list with the rating of `song_id` changed; unchanged if the song is absent."""
     value = check_rating(rating)
-    return tuple(Entry(e.song_id, value) if e.song_id == song_id else e for e in entries)
+    return tuple(Entry(e.song_id, value, disliked) if e.song_id == song_id else e for e in entries)
+
+
+def disliked_ids(entries: Entries) -> frozenset[str]:
+    """The songs the listener called "not for me"."""
+    return frozenset(entry.song_id for entry in entries if entry.disliked)
 
 
 def remove(entries: Entries, song_id: str) -> Entries:
@@ -87,3 +94,9 @@ def clean(entries: Entries, known: Callable[[str], bool]) -> tuple[Entries, tupl
 def as_pairs(entries: Entries) -> list[tuple[str, int]]:
     """(song_id, rating) pairs, the form `models.recommend.recommend` takes."""
     return [(entry.song_id, entry.rating) for entry in entries]
+
+
+def mark_disliked(entries: Entries, song_ids: Iterable[str]) -> Entries:
+    """The list with `song_ids` marked "not for me" (other entries unchanged)."""
+    said = set(song_ids)
+    return tuple(e._replace(disliked=True) if e.song_id in said else e for e in entries)

@@ -24,7 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from songrec.app.listening_list import MAX_SONGS, Entries, ListError, as_pairs, clean, from_pairs
+from songrec.app.listening_list import (
+    MAX_SONGS,
+    Entries,
+    ListError,
+    as_pairs,
+    clean,
+    from_pairs,
+    mark_disliked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +79,11 @@ def _key(token: str) -> str:
 
 def encode(entries: Entries) -> str:
     """The JSON document stored for a list."""
-    return json.dumps({"version": SCHEMA_VERSION, "songs": as_pairs(entries)})
+    document = {"version": SCHEMA_VERSION, "songs": as_pairs(entries)}
+    said = [entry.song_id for entry in entries if entry.disliked]
+    if said:  # optional: lists saved before "not for me" existed simply lack it
+        document["not_for_me"] = said
+    return json.dumps(document)
 
 
 def decode(payload: str) -> Entries:
@@ -89,8 +101,11 @@ def decode(payload: str) -> Entries:
     songs = document.get("songs")
     if not isinstance(songs, list):
         raise SavedListError("the saved list has no songs")
+    said = document.get("not_for_me", [])
+    if not isinstance(said, list) or not all(isinstance(s, str) for s in said):
+        raise SavedListError("the saved list's not_for_me is not a list of song ids")
     try:
-        return from_pairs((str(sid), rating) for sid, rating in songs)
+        return mark_disliked(from_pairs((str(sid), rating) for sid, rating in songs), said)
     except (TypeError, ValueError, ListError) as exc:
         raise SavedListError(f"the saved list has a bad entry ({exc})") from None
 

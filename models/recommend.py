@@ -192,18 +192,21 @@ def recommend(
     rank_by: str = "taste",
     training: Callable[[], csr_matrix] | None = None,
     exclude: Collection[str] = (),
+    disliked: Collection[str] = (),
 ) -> RecommendationResult:
     """The top `n` songs the listener has not rated, in the ranking model's order.
 
     `training` gives the exact retrain its training matrix (models.recommender passes one
     that keeps it between calls; by default it is read from the model folder); `progress`
     reports a Surprise refit. `exclude`: more song ids never to recommend (songs the
-    listener already played but did not rate; unknown ids are ignored).
+    listener already played but did not rate; unknown ids are ignored). `disliked`: rated
+    songs the listener called "not for me": dislikes whatever their rating.
     """
     check_request(n, mode, rank_by)
     idx, values = listener_ratings(model, rated)
     if len(idx) == 0:
         return popular(model, n)
+    said = np.isin(model.song_ids[idx], list(disliked)) if disliked else None
     # Rated songs, then the excluded ones: top_indices leaves all of them out.
     left_out = np.concatenate(
         [idx, np.array([model.index_of(s) for s in exclude if model.has_song(s)], dtype=idx.dtype)]
@@ -223,8 +226,8 @@ def recommend(
         if mode == "retrain":
             matrix = training() if training is not None else training_matrix(model)
             seed = seed if seed is not None else int(model.params.get("seed") or 0)
-            ranking = refit_with_listener(matrix, ranking.params, idx, values, seed)
-        weights = listener_weights(values, ranking.params.gamma)
+            ranking = refit_with_listener(matrix, ranking.params, idx, values, seed, said)
+        weights = listener_weights(values, ranking.params.gamma, said)
         picks = top_indices(ranking.score(idx, weights), left_out, n)
         reasons = taste_reasons(ranking, idx, weights, picks) if len(picks) else picks
         predicted = predicted_ratings(model, idx, values, picks)

@@ -111,15 +111,26 @@ class Recommender:
         seed: int | None = None,
         explain: bool = True,
         exclude: Collection[str] = (),
+        disliked: Collection[str] = (),
     ) -> RecommendationResult:
-        """The top `n` unrated songs, none of `exclude` (see models.recommend.recommend).
+        """The top `n` unrated songs, none of `exclude`; `disliked` rated songs count as
+        dislikes whatever their rating (see models.recommend.recommend).
 
         With `explain`, each reason also counts the training listeners who play both the
         rated song and the pick (the training ratings are read once, on first use).
         """
         with one_blas_thread():
             result = recommend(
-                self.model, rated, n, mode, progress, seed, rank_by, self.training_matrix, exclude
+                self.model,
+                rated,
+                n,
+                mode,
+                progress,
+                seed,
+                rank_by,
+                self.training_matrix,
+                exclude,
+                disliked,
             )
         return self.explain(result) if explain else result
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from songrec.app.listening_list import as_pairs
+from songrec.app.listening_list import as_pairs, disliked_ids
 from songrec.app.page import session
 from songrec.app.page.song_rows import SongRow, song_rows
 from songrec.app.page.takeaway import takeaway
@@ -47,13 +47,14 @@ def _retrain_slots() -> threading.Semaphore:
 
 
 def _compute(recommender: Recommender, shown: Shown) -> RecommendationResult:
-    rated = as_pairs(session.entries())
-    n = PAGE_SIZE * (shown.page + 1)
-    played = session.played()
+    entries = session.entries()
+    rated, said = as_pairs(entries), disliked_ids(entries)
+    options = {"n": PAGE_SIZE * (shown.page + 1), "mode": shown.mode}
+    options |= {"exclude": session.played(), "disliked": said}
     if shown.mode != "retrain":
-        return recommender.recommend(rated, n=n, mode=shown.mode, exclude=played)
+        return recommender.recommend(rated, **options)
     with st.spinner("Recomputing the model with your list added…"), _retrain_slots():
-        return recommender.recommend(rated, n=n, mode=shown.mode, exclude=played)
+        return recommender.recommend(rated, **options)
 
 
 def current(recommender: Recommender, shown: Shown) -> RecommendationResult:

@@ -15,8 +15,8 @@ from songrec.app.listening_list import ListError, add
 from songrec.app.page import session
 from songrec.app.page.text import links_markdown, plain
 
-# "Not for me" counts as the lowest rating: the song leaves every later list and, against
-# the visitor's own higher ratings, weighs as a dislike (models.ranking.matrix).
+# "Not for me" adds the song rated 1 and marked disliked: it leaves every later list and
+# weighs as a dislike whatever the visitor's other ratings (models.ranking.matrix).
 NOT_FOR_ME = 1
 # Five stars on a row, each worth two points of songrec's 1..10 (MusicBrainz rates in five
 # stars too). Stars, not a 1..10 select box: ten select boxes made every update of the ten
@@ -36,9 +36,9 @@ class SongRow:
     mbid: str | None = None
 
 
-def _change_list(song_id: str, rating: int) -> None:
+def _change_list(song_id: str, rating: int, disliked: bool = False) -> None:
     try:
-        session.set_entries(add(session.entries(), song_id, rating))
+        session.set_entries(add(session.entries(), song_id, rating, disliked))
     except ListError as exc:
         st.session_state[session.NOTICE] = str(exc)
     st.session_state[session.FULL_RERUN] = True
@@ -83,8 +83,8 @@ def _row(rank: int, row: SongRow, prefix: str) -> None:
         "Not for me",
         key=f"{prefix}_no_{row.song_id}",
         on_click=_change_list,
-        args=(row.song_id, NOT_FOR_ME),
-        help="Leaves this and every later list (it counts as a rating of 1).",
+        args=(row.song_id, NOT_FOR_ME, True),
+        help="Leaves this and every later list, and steers them away from songs like it.",
     )
     more.button(
         "More like this",

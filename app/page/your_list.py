@@ -26,6 +26,7 @@ def _frame(catalogue: session.Catalogue, entries: Entries) -> pd.DataFrame:
             "artist": artists,
             "song": tracks,
             "rating": [entry.rating for entry in entries],
+            "not for me": [entry.disliked for entry in entries],
             "listen": [
                 best_link(a, t, catalogue.mbid(e.song_id))
                 for a, t, e in zip(artists, tracks, entries, strict=True)
@@ -36,15 +37,17 @@ def _frame(catalogue: session.Catalogue, entries: Entries) -> pd.DataFrame:
 
 
 def _edited(edited: pd.DataFrame, before: Entries) -> Entries:
-    """The list as the table now shows it: deleted rows gone, changed ratings applied."""
-    old = dict(before)
+    """The list as the table now shows it: deleted rows gone, changed ratings applied (a
+    new rating ends "not for me": the visitor changed their mind)."""
+    old = {entry.song_id: entry for entry in before}
     result = []
     for song_id, rating in zip(edited.index, edited["rating"], strict=True):
+        was = old[song_id]
         try:
             value = check_rating(rating)
         except ListError:  # an emptied or impossible cell keeps the old rating
-            value = old[song_id]
-        result.append(ListEntry(str(song_id), value))
+            value = was.rating
+        result.append(ListEntry(str(song_id), value, was.disliked and value == was.rating))
     return tuple(result)
 
 
@@ -64,7 +67,7 @@ def listening_list(catalogue: session.Catalogue) -> None:
             key=session.editor_key(),
             num_rows="delete",
             hide_index=True,
-            disabled=["artist", "song", "listen"],
+            disabled=["artist", "song", "not for me", "listen"],
             column_config={
                 "rating": st.column_config.NumberColumn(
                     "rating", min_value=1, max_value=10, step=1, format="%d"

@@ -42,19 +42,24 @@ def rating_matrix(
     return matrix, pd.Index(users)
 
 
-def dislikes(ratings: np.ndarray) -> np.ndarray:
-    """Which of one listener's ratings are dislikes (see the module docstring)."""
+def dislikes(ratings: np.ndarray, said: np.ndarray | None = None) -> np.ndarray:
+    """Which of one listener's ratings are dislikes (see the module docstring); `said` marks
+    songs the listener explicitly called "not for me", dislikes whatever their rating."""
     values = np.asarray(ratings, dtype=np.float64)
     if len(values) == 0:
         return np.zeros(0, dtype=bool)
-    return (values <= DISLIKE_MAX) & (values <= np.median(values) - DISLIKE_GAP)
+    rule = (values <= DISLIKE_MAX) & (values <= np.median(values) - DISLIKE_GAP)
+    return rule if said is None else rule | np.asarray(said, dtype=bool)
 
 
-def listener_weights(ratings: np.ndarray, gamma: float) -> np.ndarray:
-    """A new listener's signed row: rating^gamma for likes, minus the mean like for dislikes."""
+def listener_weights(
+    ratings: np.ndarray, gamma: float, said: np.ndarray | None = None
+) -> np.ndarray:
+    """A new listener's signed row: rating^gamma for likes, minus the mean like for dislikes
+    (`said`: explicit dislikes, as in `dislikes`)."""
     values = np.asarray(ratings, dtype=np.float64)
     weights = entry_values(values, gamma)
-    disliked = dislikes(values)
+    disliked = dislikes(values, said)
     if disliked.any():
         liked = weights[~disliked]
         weights[disliked] = -(liked.mean() if len(liked) else 1.0)

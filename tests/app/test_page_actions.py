@@ -64,9 +64,14 @@ def test_not_for_me_leaves_this_and_later_lists_as_a_low_rating(page_env, model)
     gone = recommended(at)["song_id"].iloc[0]
     next(b for b in at.button if b.key == f"rec_no_{gone}").click().run()
     assert listed(at)[gone] == NOT_FOR_ME
+    flags = at.data_editor[0].value["not for me"]
+    assert flags[gone] and not flags.drop(gone).any()
     assert gone not in set(recommended(at)["song_id"])
     button(at, "Next ten").click().run()
     assert gone not in set(recommended(at)["song_id"])
+    # The same browser later: still "not for me" (saved with the list).
+    again = open_page(at.session_state[session.TOKEN])
+    assert again.data_editor[0].value["not for me"][gone]
 
 
 def test_more_like_this_shows_similar_unrated_songs(page_env, model):

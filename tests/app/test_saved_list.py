@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from songrec.app.listening_list import Entry, from_pairs
+from songrec.app.listening_list import Entry, add, from_pairs
 from songrec.app.saved_list import (
     SCHEMA_VERSION,
     ListStore,
@@ -32,7 +32,10 @@ def test_a_list_round_trips_through_its_document():
     entries = from_pairs([("a" * 16, 3), ("b" * 16, 10)])
     document = encode(entries)
     assert json.loads(document)["version"] == SCHEMA_VERSION
+    assert "not_for_me" not in json.loads(document), "lists without it read as before"
     assert decode(document) == entries
+    said = add(entries, "c" * 16, 1, disliked=True)
+    assert decode(encode(said)) == said and decode(encode(said))[-1].disliked
 
 
 @pytest.mark.parametrize(
@@ -47,6 +50,8 @@ def test_a_list_round_trips_through_its_document():
         '{"version": 1, "songs": [["a"]]}',
         '{"version": 1, "songs": [1, 2]}',
         '{"version": 1, "songs": [["a", 3]]}' + " " * 40_000,
+        '{"version": 1, "songs": [["a", 3]], "not_for_me": "a"}',
+        '{"version": 1, "songs": [["a", 3]], "not_for_me": [3]}',
     ],
 )
 def test_damaged_or_older_documents_are_refused(payload):

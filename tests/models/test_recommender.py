@@ -40,3 +40,19 @@ def test_excluded_songs_are_never_recommended(model):
         again = recommender.recommend(rated, n=10, mode=mode, exclude={*first[:4], "unknown"})
         ids = [i.song_id for i in again.items]
         assert len(ids) == 10 and not set(ids) & set(first[:4])
+
+
+def test_not_for_me_is_a_dislike_even_among_low_ratings(model_dir, taste):
+    """A play-count listener (every rating low) says "not for me" to a song of group 2: with
+    the flag its group sinks; by the rating rule alone a 1 among 1s and 2s is a like."""
+    _, _, group_of = taste
+    recommender = Recommender.load(model_dir)
+    ids = [str(s) for s in recommender.model.song_ids]
+    ones = [s for s in ids if group_of[s] == 1][:3]
+    twos = [s for s in ids if group_of[s] == 2][:5]
+    rated = [(s, 2) for s in ones] + [(s, 1) for s in twos]
+    for mode in ("foldin", "retrain"):
+        plain = recommender.recommend(rated, 10, mode=mode).items
+        said = recommender.recommend(rated, 10, mode=mode, disliked=set(twos)).items
+        in_two = [sum(group_of[i.song_id] == 2 for i in items) for items in (plain, said)]
+        assert in_two[1] == 0 and in_two[1] < in_two[0], (mode, in_two)
