@@ -10,6 +10,10 @@ TEST_STAMP := $(VENV)/.installed-test
 DATA ?= .songrec/sample
 MODEL ?= .songrec/model
 PORT ?= 8501
+# setuptools warns on every editable install of a package mapped onto the project folder
+# ("folders ... with the same name as your package may take precedence"): songrec has no
+# folder named songrec, so the warning cannot apply; silence that one warning only.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: demo test bench venv sample model app lint clean
 
@@ -17,11 +21,11 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "songrec needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP)
 
 venv: $(STAMP)
