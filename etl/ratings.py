@@ -2,6 +2,12 @@
 
 `cap` is the reference rule, min(plays, 10). On real all-time counts it makes almost every
 rating a 10 (96.5% on HetRec), so the other transforms read each listener's own scale.
+
+Each transform is one query, written once in BigQuery's dialect (etl/sql/ratings_<name>.sql)
+and rendered for either engine by `ratings_sql`: BigQuery runs the text as is, DuckDB runs
+it transpiled (etl.query.render). The ETL runs it inside its capped DuckDB over the plays
+table and has DuckDB write the Parquet file (etl.aggregate); `transform_ratings` runs the
+same query on a small in-memory Arrow table (a history, a test).
 """
 
 from __future__ import annotations
@@ -10,24 +16,18 @@ import duckdb
 import pyarrow as pa
 
 from songrec.etl.errors import EtlError
+from songrec.etl.query import render, sql_text, validate_relation
 
-# Each transform is one SQL expression over a user's plays; the window is per user.
+# Name -> what the transform means (the SQL is etl/sql/ratings_<name>.sql).
 TRANSFORMS: dict[str, str] = {
-    # The reference: a play is a point, ten or more plays is a 10.
-    "cap": "least(plays, 10)",
-    # Rank within the listener's own plays: their most played songs get 10, least played 1.
-    "quantile": "1 + floor(9.999 * percent_rank() OVER (PARTITION BY user_name ORDER BY plays))",
-    # Log of plays relative to the listener's most played song (one play -> 1).
-    "log": (
-        "CASE WHEN max(plays) OVER (PARTITION BY user_name) = 1 THEN 1 ELSE "
-        "1 + round(9 * ln(plays) / ln(max(plays) OVER (PARTITION BY user_name))) END"
-    ),
-    # ListenBrainz's own curve (1 play -> 20, n >= 2 -> 30 + min(n, 20)) squeezed to 1..10.
-    "listenbrainz": (
-        "CASE WHEN plays = 1 THEN 1 ELSE 2 + round(8 * (least(plays, 20) - 2) / 18) END"
-    ),
+    "cap": "min(plays, 10): a play is a point, ten or more plays is a 10 (the reference)",
+    "quantile": "rank within the listener's own plays: their most played 10, least played 1",
+    "log": "log of plays relative to the listener's most played song (one play -> 1)",
+    "listenbrainz": "ListenBrainz's curve (1 play -> 20, n >= 2 -> 30 + min(n, 20)) as 1..10",
 }
 DEFAULT_TRANSFORM = "cap"
+# The table name the SQL files read; replaced by the real one.
+PLACEHOLDER_TABLE = "plays_table"
 
 
 def check_transform(name: str) -> str:
@@ -37,19 +37,34 @@ def check_transform(name: str) -> str:
     return name
 
 
+def ratings_sql_text(transform: str) -> str:
+    """The BigQuery-dialect source of one transform (etl/sql/ratings_<transform>.sql)."""
+    return sql_text(f"ratings_{check_transform(transform)}")
+
+
+def ratings_sql(transform: str, table: str, engine: str = "duckdb") -> str:
+    """The transform's query for `engine` ("bigquery": `table` is project.dataset.table;
+    "duckdb": a relation name), returning user_name, song_id and an integer rating 1..10."""
+    return render(ratings_sql_text(transform), PLACEHOLDER_TABLE, table, engine)
+
+
+def duckdb_ratings_query(transform: str, relation: str) -> str:
+    """The DuckDB query the ratings file is written from: the transform's rows with the
+    rating as TINYINT (the file's int8 column), ordered by user_name, song_id."""
+    inner = ratings_sql(transform, validate_relation(relation), "duckdb")
+    return (
+        "SELECT user_name, song_id, CAST(rating AS TINYINT) AS rating "
+        f"FROM ({inner}) ORDER BY user_name, song_id"
+    )
+
+
 def transform_ratings(plays: pa.Table, transform: str = DEFAULT_TRANSFORM) -> pa.Table:
-    """Ratings (user_name, song_id, rating 1..10) from plays (user_name, song_id, plays)."""
-    expression = TRANSFORMS[check_transform(transform)]
+    """Ratings (user_name, song_id, rating 1..10) from plays (user_name, song_id, plays):
+    the ETL's own query, for tables small enough to hold in memory."""
+    query = duckdb_ratings_query(transform, "plays_in")
     con = duckdb.connect(":memory:")
     try:
         con.register("plays_in", plays)
-        return con.sql(
-            f"""
-            SELECT user_name, song_id,
-                   greatest(1, least(10, ({expression})))::TINYINT AS rating
-            FROM plays_in
-            ORDER BY user_name, song_id
-            """
-        ).to_arrow_table()
+        return con.sql(query).to_arrow_table()
     finally:
         con.close()
