@@ -1,36 +1,61 @@
-"""Listens -> plays in embedded DuckDB, chunk by chunk, then plays -> songs.
+"""Listens -> plays in one embedded, memory-capped DuckDB, chunk by chunk, then the folder.
 
 Every local source (dump, export, Spark Parquet, the synthetic sample) hands Arrow batches
 of listens to `PlaysAggregator.add`; each batch runs through the one listens -> plays query
 (etl/sql/listens_to_plays.sql, transpiled), so memory holds partial plays, never all
 listens. BigQuery runs the same query remotely and hands its result to `add_plays`.
-`finish` merges partial plays (sums, min/max), picks each song's most common spelling
-and its most played recording MBID, and computes song ids.
+
+`build` then merges partial plays (sums, min/max), picks each song's most played spelling
+and recording MBID, computes song ids and popularity, all as DuckDB tables; `write` has
+DuckDB itself write plays, songs, spellings and ratings (the transform's own SQL,
+etl.ratings) as Parquet files (etl.output.copy_parquet). Nothing of size pairs passes
+through Python: DuckDB runs under `memory_limit` and spills its tables, hash tables and
+sorts to a private temporary folder, so peak memory does not grow with the input (the
+Arrow batches waiting to be aggregated are bounded by `buffer_rows`). When appending,
+`build` also reads the existing folder's plays and spellings (as Arrow datasets, streamed;
+no path enters the SQL text) and merges them with the new partial plays.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
+import threading
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from pyarrow.fs import LocalFileSystem
 
-from songrec.etl.output import clean_leftovers
+from songrec.etl.errors import EtlError
+from songrec.etl.output import (
+    PLAYS_FILE,
+    RATINGS_FILE,
+    SONGS_FILE,
+    SPELLINGS_FILE,
+    clean_leftovers,
+    copy_parquet,
+)
 from songrec.etl.query import EARLIEST, LATEST, duckdb_plays_sql
+from songrec.etl.ratings import duckdb_ratings_query
 
 log = logging.getLogger(__name__)
 
-# Time-ordered dumps touch most users in every batch, so partial plays can reach a few
-# times the final pairs; capping DuckDB keeps a 10M-listen run under 2 GB (it spills).
-DEFAULT_MEMORY_LIMIT = "1GB"
+# DuckDB's own memory (its tables, hash tables, sorts); past it, it spills to disk. The
+# process adds the Arrow batches waiting to be aggregated (buffer_rows listens) and Python.
+DEFAULT_MEMORY_LIMIT = "2GB"
+# What --memory-limit accepts: a number and a unit, as DuckDB reads them.
+_MEMORY_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 BUFFER_ROWS = 4_000_000
 SPILL_PREFIX = "songrec-duckdb-"
+SPILL_SAMPLE_SECONDS = 0.2
 
 # Partial plays as the query returns them; BigQuery's result has the same columns.
 _PARTIAL_COLUMNS = (
@@ -44,10 +69,152 @@ MBID_COLUMN = "recording_mbid"
 _SONG_ID_SQL = (
     "substr(md5(CAST(strlen(artist_key) AS VARCHAR) || ':' || artist_key || track_key), 1, 16)"
 )
+# The built tables, as the files hold them and in the files' order.
+_PLAYS_OUT = (
+    "SELECT user_name, song_id, plays, first_listened_at, last_listened_at "
+    "FROM merged_plays ORDER BY user_name, song_id"
+)
+_SONGS_OUT = (
+    "SELECT song_id, artist_name, track_name, plays, raw_plays, listeners, recording_mbid "
+    "FROM merged_songs ORDER BY plays DESC, song_id"
+)
+_SPELLINGS_OUT = (
+    "SELECT song_id, artist_name, track_name, recording_mbid, plays FROM merged_spellings "
+    "ORDER BY song_id, artist_name, track_name, recording_mbid NULLS FIRST"
+)
+
+
+def check_memory_limit(value: str) -> str:
+    """`value` if DuckDB can take it as a memory limit (e.g. 2GB, 512MB), else one line."""
+    if not isinstance(value, str) or not _MEMORY_RE.match(value):
+        raise EtlError(f"not a memory size: {value!r} (a number and a unit: 512MB, 2GB, 1.5GiB)")
+    return value.strip()
+
+
+def _folder_bytes(folder: str) -> int:
+    try:
+        return sum(entry.stat().st_size for entry in os.scandir(folder) if entry.is_file())
+    except OSError:  # a file DuckDB removed while we looked
+        return 0
+
+
+class Engine:
+    """One embedded DuckDB capped at `memory_limit`, spilling to a private temp folder.
+
+    A thread samples the spill folder's size, so a run can say how much it spilled
+    (`stats`): DuckDB removes its temporary files as soon as a query is done.
+    """
+
+    def __init__(
+        self, memory_limit: str | None = DEFAULT_MEMORY_LIMIT, threads: int | None = None
+    ) -> None:
+        if memory_limit:
+            memory_limit = check_memory_limit(memory_limit)
+        if threads is not None and int(threads) < 1:
+            raise EtlError(f"--threads must be at least 1, got {threads}")
+        # Past the limit DuckDB spills to disk; in a private temp folder, not ./.tmp.
+        # The pid in the name lets a later run remove the folder of a killed one.
+        clean_leftovers(Path(tempfile.gettempdir()), (SPILL_PREFIX,))
+        self.spill = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
+        # Settings as a config mapping, not SQL text: the path is never pasted into SQL.
+        config = {
+            "temp_directory": self.spill,
+            # Insertion order is irrelevant here (every file is written with ORDER BY);
+            # dropping it lets DuckDB stream and spill.
+            "preserve_insertion_order": False,
+        }
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = int(threads)
+        self.memory_limit = memory_limit
+        try:
+            self.con = duckdb.connect(":memory:", config=config)
+            self.con.execute("SET TimeZone = 'UTC'")  # a constant (ICU loads on first SET)
+            # DuckDB's own bar (a long COPY, say) would print over songrec's.
+            self.con.execute("SET enable_progress_bar = false")
+        except duckdb.Error as exc:
+            shutil.rmtree(self.spill, ignore_errors=True)
+            raise EtlError(f"cannot start DuckDB: {str(exc).splitlines()[0]}") from None
+        except BaseException:
+            shutil.rmtree(self.spill, ignore_errors=True)
+            raise
+        self.peak_spill = 0
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(
+            target=self._sample, name="songrec-spill-meter", daemon=True
+        )
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(SPILL_SAMPLE_SECONDS):
+            self.peak_spill = max(self.peak_spill, _folder_bytes(self.spill))
+
+    def stats(self) -> dict:
+        """The engine's settings and the most it spilled to disk so far (sampled)."""
+        self.peak_spill = max(self.peak_spill, _folder_bytes(self.spill))
+        threads = self.con.execute("SELECT current_setting('threads')").fetchone()[0]
+        return {
+            "memory_limit": self.memory_limit or "DuckDB's default",
+            "threads": int(threads),
+            "spilled_bytes": int(self.peak_spill),
+        }
+
+    def close(self) -> None:
+        """Release the embedded database and its spill folder."""
+        self._stop.set()
+        self._sampler.join()
+        self.con.close()
+        shutil.rmtree(self.spill, ignore_errors=True)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def folder_dataset(path: Path, columns: tuple[str, ...]) -> ds.Dataset:
+    """A Parquet file of a ratings folder as an Arrow dataset DuckDB scans in batches
+    (the path never enters SQL text); one line if it lacks a column."""
+    try:
+        # An absolute path on an explicit local file system: pyarrow would otherwise
+        # expand a leading `~` and read `file:`-like names as URIs.
+        dataset = ds.dataset(os.path.abspath(path), format="parquet", filesystem=LocalFileSystem())
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise EtlError(f"cannot read {path}: {exc}") from None
+    missing = [c for c in columns if c not in dataset.schema.names]
+    if missing:
+        raise EtlError(f"{path} lacks {', '.join(missing)}: rebuild this folder with etl dump")
+    return dataset
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What the report counts, counted in SQL over the built tables."""
+
+    users: int
+    songs: int
+    pairs: int
+
+
+def write_tables(
+    con: duckdb.DuckDBPyConnection, folder: Path, transform: str, spellings: bool = True
+) -> None:
+    """DuckDB writes the relations merged_plays, merged_songs (and merged_spellings) and
+    the ratings by `transform` into `folder`: plays by (user_name, song_id), songs by
+    (plays desc, song_id), ratings by (user_name, song_id), spellings by (song_id,
+    names, mbid)."""
+    copy_parquet(con, _PLAYS_OUT, folder / PLAYS_FILE)
+    copy_parquet(con, _SONGS_OUT, folder / SONGS_FILE)
+    copy_parquet(con, duckdb_ratings_query(transform, "merged_plays"), folder / RATINGS_FILE)
+    if spellings:
+        copy_parquet(con, _SPELLINGS_OUT, folder / SPELLINGS_FILE)
 
 
 class PlaysAggregator:
-    """Accumulates partial plays in an embedded DuckDB database."""
+    """Accumulates partial plays in an embedded, memory-capped DuckDB; builds and writes
+    the folder's tables there."""
 
     def __init__(
         self,
@@ -57,26 +224,8 @@ class PlaysAggregator:
         threads: int | None = None,
         buffer_rows: int = BUFFER_ROWS,
     ) -> None:
-        # Past the limit DuckDB spills to disk; in a private temp folder, not ./.tmp.
-        # The pid in the name lets a later run remove the folder of a killed one.
-        clean_leftovers(Path(tempfile.gettempdir()), (SPILL_PREFIX,))
-        self._spill = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
-        # Settings as a config mapping, not SQL text: the path is never pasted into SQL.
-        config = {
-            "temp_directory": self._spill,
-            # Insertion order is irrelevant here; dropping it lets DuckDB stream and spill.
-            "preserve_insertion_order": False,
-        }
-        if memory_limit:
-            config["memory_limit"] = memory_limit
-        if threads:
-            config["threads"] = int(threads)
-        try:
-            self.con = duckdb.connect(":memory:", config=config)
-            self.con.execute("SET TimeZone = 'UTC'")  # a constant (ICU loads on first SET)
-        except BaseException:
-            shutil.rmtree(self._spill, ignore_errors=True)
-            raise
+        self.engine = Engine(memory_limit, threads)
+        self.con = self.engine.con
         self.params = {"start": start, "end": end}
         self._window = (
             pa.scalar(start, pa.timestamp("s", tz="UTC")),
@@ -89,6 +238,8 @@ class PlaysAggregator:
         self.buffer_rows = buffer_rows
         self._buffer: list[pa.Table] = []
         self._buffered = 0
+        self._kept: int | None = None  # listens kept, once the partial plays are merged
+        self.built = False
         self.con.execute(
             "CREATE TABLE partial (user_name VARCHAR, artist_key VARCHAR, track_key VARCHAR, "
             "artist_spelling VARCHAR, track_spelling VARCHAR, plays BIGINT, "
@@ -148,17 +299,23 @@ class PlaysAggregator:
 
     def listens_kept(self) -> int:
         """Listens that passed the query's filters so far."""
+        if self._kept is not None:
+            return self._kept
         self._flush()
         return int(self.con.execute("SELECT coalesce(sum(plays), 0) FROM partial").fetchall()[0][0])
 
-    def finish(self) -> tuple[pa.Table, pa.Table]:
-        """Merge partial plays into (plays, songs) Arrow tables."""
-        self._flush()
+    def build(self, base: Path | None = None) -> None:
+        """Merge the partial plays into the tables merged_plays, merged_spellings and
+        merged_songs, inside DuckDB; with `base` (a ratings folder being appended to),
+        its plays and spellings are merged in too. The partial plays are dropped after.
+        """
+        if self.built:
+            raise RuntimeError("PlaysAggregator.build runs once")
+        self._kept = self.listens_kept()
         con = self.con
         # Merge on the keys first and hash only the merged rows: partial plays can be a
         # few times the final pairs, and the hash is the costly part.
-        plays = con.sql(
-            f"""
+        merged = f"""
             SELECT user_name, {_SONG_ID_SQL} AS song_id, plays,
                    first_listened_at, last_listened_at
             FROM (
@@ -167,51 +324,131 @@ class PlaysAggregator:
                        max(last_listened_at)::TIMESTAMP AS last_listened_at
                 FROM partial GROUP BY user_name, artist_key, track_key
             )
-            ORDER BY user_name, song_id
-            """
-        ).to_arrow_table()
-        con.register("plays_out", plays)
+        """
+        # Plays per (song, exact spelling, valid MBID or NULL): what picks a song's
+        # displayed names and recording, and what a later --append merges into.
+        spellings = f"""
+            SELECT {_SONG_ID_SQL} AS song_id, artist_spelling AS artist_name,
+                   track_spelling AS track_name, recording_mbid, plays::BIGINT AS plays
+            FROM (
+                SELECT artist_key, track_key, artist_spelling, track_spelling,
+                       recording_mbid, sum(plays) AS plays
+                FROM partial GROUP BY ALL
+            )
+        """
+        if base is None:
+            con.execute(f"CREATE TABLE merged_plays AS {merged}")
+            con.execute(f"CREATE TABLE merged_spellings AS {spellings}")
+        else:
+            con.register(
+                "base_plays",
+                folder_dataset(
+                    base / PLAYS_FILE,
+                    ("user_name", "song_id", "plays", "first_listened_at", "last_listened_at"),
+                ),
+            )
+            con.register(
+                "base_spellings",
+                folder_dataset(
+                    base / SPELLINGS_FILE,
+                    ("song_id", "artist_name", "track_name", "recording_mbid", "plays"),
+                ),
+            )
+            try:
+                con.execute(
+                    f"""
+                    CREATE TABLE merged_plays AS
+                    SELECT user_name, song_id, sum(plays)::BIGINT AS plays,
+                           min(first_listened_at) AS first_listened_at,
+                           max(last_listened_at) AS last_listened_at
+                    FROM ({merged}
+                          UNION ALL
+                          SELECT user_name, song_id, plays,
+                                 first_listened_at::TIMESTAMP, last_listened_at::TIMESTAMP
+                          FROM base_plays)
+                    GROUP BY user_name, song_id
+                    """
+                )
+                con.execute(
+                    f"""
+                    CREATE TABLE merged_spellings AS
+                    SELECT song_id, artist_name, track_name, recording_mbid,
+                           sum(plays)::BIGINT AS plays
+                    FROM ({spellings}
+                          UNION ALL
+                          SELECT song_id, artist_name, track_name, recording_mbid, plays
+                          FROM base_spellings)
+                    GROUP BY ALL
+                    """
+                )
+            finally:
+                con.unregister("base_plays")
+                con.unregister("base_spellings")
+        con.execute("DROP TABLE partial")
         # The displayed spelling is the one played most; ties go to the greatest spelling
         # so the choice never depends on row order. The song's recording MBID likewise: of
         # the valid ones its listens carried, the one with the most plays, ties to the
-        # greatest; NULL when none carried one.
-        songs = con.sql(
-            f"""
-            WITH spellings AS (
-                SELECT artist_key, track_key, artist_spelling, track_spelling, sum(plays) AS n
-                FROM partial GROUP BY ALL
-            ), display AS (
-                SELECT {_SONG_ID_SQL} AS song_id,
-                       arg_max(artist_spelling, (n, artist_spelling, track_spelling)) AS a,
-                       arg_max(track_spelling, (n, artist_spelling, track_spelling)) AS t
-                FROM spellings GROUP BY artist_key, track_key
-            ), mbid_plays AS (
-                SELECT artist_key, track_key, recording_mbid, sum(plays) AS n
-                FROM partial WHERE recording_mbid IS NOT NULL GROUP BY ALL
+        # greatest; NULL when none carried one. Popularity: the sum of capped plays.
+        con.execute(
+            """
+            CREATE TABLE merged_songs AS
+            WITH display AS (
+                SELECT song_id,
+                       arg_max(artist_name, (n, artist_name, track_name)) AS a,
+                       arg_max(track_name, (n, artist_name, track_name)) AS t
+                FROM (SELECT song_id, artist_name, track_name, sum(plays) AS n
+                      FROM merged_spellings GROUP BY ALL)
+                GROUP BY song_id
             ), mbid AS (
-                SELECT {_SONG_ID_SQL} AS song_id,
-                       arg_max(recording_mbid, (n, recording_mbid)) AS recording_mbid
-                FROM mbid_plays GROUP BY artist_key, track_key
+                SELECT song_id, arg_max(recording_mbid, (n, recording_mbid)) AS recording_mbid
+                FROM (SELECT song_id, recording_mbid, sum(plays) AS n
+                      FROM merged_spellings WHERE recording_mbid IS NOT NULL GROUP BY ALL)
+                GROUP BY song_id
             ), popularity AS (
                 SELECT song_id, sum(least(plays, 10))::BIGINT AS plays,
                        sum(plays)::BIGINT AS raw_plays, count(*)::BIGINT AS listeners
-                FROM plays_out GROUP BY song_id
+                FROM merged_plays GROUP BY song_id
             )
             SELECT p.song_id, d.a AS artist_name, d.t AS track_name,
                    p.plays, p.raw_plays, p.listeners, m.recording_mbid
             FROM popularity p JOIN display d USING (song_id)
             LEFT JOIN mbid m USING (song_id)
-            ORDER BY p.plays DESC, p.song_id
             """
-        ).to_arrow_table()
-        con.unregister("plays_out")
-        log.info("merged %d plays over %d songs", plays.num_rows, songs.num_rows)
-        return plays, songs
+        )
+        self.built = True
+
+    def counts(self) -> Counts:
+        """Users, songs and user-song pairs of the built tables."""
+        users, pairs = self.con.execute(
+            "SELECT count(DISTINCT user_name), count(*) FROM merged_plays"
+        ).fetchone()
+        songs = self.con.execute("SELECT count(*) FROM merged_songs").fetchone()[0]
+        log.info("merged %d plays over %d songs", pairs, songs)
+        return Counts(users=int(users), songs=int(songs), pairs=int(pairs))
+
+    def write(self, folder: Path, transform: str) -> None:
+        """DuckDB writes the built tables and the ratings by `transform` into `folder`."""
+        write_tables(self.con, folder, transform)
+
+    def finish(self) -> tuple[pa.Table, pa.Table]:
+        """Build, then the (plays, songs) tables as Arrow, in the files' order: for small
+        inputs and tests (the ETL itself has DuckDB write the files, see `write`)."""
+        self.build()
+        return self.con.sql(_PLAYS_OUT).to_arrow_table(), self.con.sql(_SONGS_OUT).to_arrow_table()
+
+    def stats(self) -> dict:
+        """The engine's memory limit, threads and how much it spilled."""
+        return self.engine.stats()
 
     def close(self) -> None:
         """Release the embedded database and its spill folder."""
-        self.con.close()
-        shutil.rmtree(self._spill, ignore_errors=True)
+        self.engine.close()
+
+    def __enter__(self) -> PlaysAggregator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def with_mbid_column(table: pa.Table) -> pa.Table:

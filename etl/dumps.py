@@ -9,6 +9,7 @@ reported in bytes of the inputs as stored (compressed).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import queue
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # Batches read ahead of the aggregation (each about BATCH_ROWS listens).
 PREFETCH_BATCHES = 2
+FINGERPRINT_READ = 4 << 20
 
 
 class Meter:
@@ -279,6 +281,50 @@ def _parquet_rows(path: Path) -> int:
         return pq.ParquetFile(path).metadata.num_rows
     except pa.ArrowInvalid as exc:
         raise EtlError(f"{path}: not a Parquet file ({exc})") from None
+
+
+def _hash_file(path: Path, digest) -> None:
+    with path.open("rb") as handle:
+        while chunk := handle.read(FINGERPRINT_READ):
+            digest.update(chunk)  # hashlib lets go of the GIL on large chunks
+
+
+def fingerprint(path: Path) -> str | None:
+    """sha256 of a dump as stored: a file's bytes; for a folder, its files' relative
+    names, sizes and bytes in name order; None for what cannot be read twice (a pipe)."""
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            name = file.relative_to(path).as_posix().encode("utf-8", "surrogateescape")
+            digest.update(len(name).to_bytes(8, "big") + name)
+            digest.update(file.stat().st_size.to_bytes(8, "big"))
+            _hash_file(file, digest)
+        return digest.hexdigest()
+    if not path.is_file():
+        return None
+    try:
+        _hash_file(path, digest)
+    except OSError as exc:
+        raise EtlError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def dumps_applied(inputs: list[Input]) -> list[dict]:
+    """Name, sha256 and size of each input, for the report's `dumps_applied` (etl dump
+    --append refuses a dump already there); the same bytes twice in one run are refused.
+
+    The inputs are read once more for this, before the run (a sequential read, hashed at
+    about 1 GB/s): a pipe, which cannot be read twice, gets no fingerprint."""
+    seen: dict[str, Path] = {}
+    applied = []
+    for item in inputs:
+        sha = fingerprint(item.path)
+        if sha is not None and sha in seen:
+            raise EtlError(f"{item.path} holds the same bytes as {seen[sha]}: give each dump once")
+        if sha is not None:
+            seen[sha] = item.path
+        applied.append({"name": item.path.name, "sha256": sha, "bytes": item.size})
+    return applied
 
 
 def read_inputs(

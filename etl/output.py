@@ -1,16 +1,25 @@
-"""The ratings folder: plays, songs, ratings and a report, written all at once or not at all."""
+"""The ratings folder: plays, songs, ratings and a report, written all at once or not at all.
+
+Beside those, `spellings.parquet` keeps the plays per (song, exact spelling, recording
+MBID): what picks a song's displayed names and MBID, kept so `etl dump --append` can add
+an incremental dump without reading the full one again (etl.pipeline).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -20,6 +29,7 @@ PLAYS_FILE = "plays.parquet"
 SONGS_FILE = "songs.parquet"
 RATINGS_FILE = "ratings.parquet"
 REPORT_FILE = "etl_report.json"
+SPELLINGS_FILE = "spellings.parquet"
 
 
 def check_out_dir(out_dir: Path, force: bool) -> None:
@@ -133,6 +143,72 @@ def write_atomically(out_dir: Path, fill: Callable[[Path], None], force: bool) -
 def write_table(table: pa.Table, path: Path) -> None:
     """One Parquet file (zstd)."""
     pq.write_table(table, path, compression="zstd")
+
+
+def copy_parquet(
+    con: duckdb.DuckDBPyConnection, query: str, path: Path, params: dict | None = None
+) -> None:
+    """Have DuckDB write `query`'s rows into the new Parquet file `path` (zstd), in the
+    query's order, every column nullable.
+
+    The path goes to DuckDB as a query parameter ($songrec_target), never as SQL text:
+    DuckDB 2.0 takes a COPY target parameter literally (quotes, spaces, `?*[]{}` are
+    data; tested in tests/faults/test_paths.py), except that it expands a leading `~`
+    and reads a leading scheme (`file://`). The path handed over is absolute, so it
+    starts with `/` and has neither; it names a file not there yet, in a folder songrec
+    made (the temporary folder of replace_folder); and once DuckDB is done the file
+    must be exactly there, else the write fails here instead of landing elsewhere.
+    """
+    target = Path(os.path.abspath(path))
+    if not str(target).startswith("/") or target.exists():
+        raise EtlError(f"refusing to write {target}: not a new file at an absolute path")
+    values = {**(params or {}), "songrec_target": str(target)}
+    # DuckDB writes a column REQUIRED (read back as `not null`) when statistics prove it
+    # holds no NULL: whether it does would then depend on the data. Without statistics
+    # propagation every column is OPTIONAL, as the files have always been.
+    con.execute("SET disabled_optimizers = 'statistics_propagation'")
+    try:
+        con.execute(f"COPY ({query}) TO $songrec_target (FORMAT parquet, COMPRESSION zstd)", values)
+    finally:
+        con.execute("RESET disabled_optimizers")
+    if not target.is_file():
+        raise EtlError(f"DuckDB did not write {target}")
+
+
+@contextlib.contextmanager
+def locked_folder(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on an existing folder while it is read and replaced; a
+    second run on the same folder waits for the first.
+
+    The lock is the folder's own (flock on it; no lock file is left anywhere). A waiter
+    may wake up holding the folder the first run swapped out: it then locks the folder
+    now at that path, so it reads what the first run wrote.
+    """
+    while True:
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise EtlError(f"no such folder: {folder}") from None
+        except NotADirectoryError:
+            raise EtlError(f"{folder} is not a folder") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(folder)
+            except FileNotFoundError:  # between the two renames of a fallback swap
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+            break
+        os.close(fd)
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_report(report: dict, path: Path) -> None:

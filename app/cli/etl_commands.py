@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import click
 
 from songrec.app.cli.options import data_option
 from songrec.app.cli.progress import progress_bar
+from songrec.etl.aggregate import DEFAULT_MEMORY_LIMIT, check_memory_limit
+from songrec.etl.errors import EtlError
 from songrec.etl.pipeline import EtlRun, rerate, run_listens
 from songrec.etl.ratings import DEFAULT_TRANSFORM, TRANSFORMS
 from songrec.etl.sample import (
@@ -33,6 +36,30 @@ FORCE_OPTION = click.option("--force", is_flag=True, help="Replace an existing o
 OUT_OPTION = click.option(
     "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder."
 )
+
+
+def _memory_limit(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return check_memory_limit(value)
+    except EtlError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def engine_options(command: Callable) -> Callable:
+    """--memory-limit and --threads: the caps of the run's embedded DuckDB."""
+    command = click.option(
+        "--threads",
+        type=click.IntRange(1),
+        help="Threads DuckDB aggregates and sorts with (default: one per core).",
+    )(command)
+    return click.option(
+        "--memory-limit",
+        default=DEFAULT_MEMORY_LIMIT,
+        show_default=True,
+        callback=_memory_limit,
+        help="DuckDB's memory cap (512MB, 4GB...): past it, it spills to a temporary folder; "
+        "the process needs a few hundred MB more.",
+    )(command)
 
 
 def parse_date(value: str | None, name: str) -> datetime | None:
@@ -71,8 +98,17 @@ def etl() -> None:
 @click.option("--seed", default=DEFAULT_SEED, show_default=True, type=int)
 @TRANSFORM_OPTION
 @FORCE_OPTION
+@engine_options
 def sample(
-    out_dir: Path, users: int, songs: int, listens: int, seed: int, transform: str, force: bool
+    out_dir: Path,
+    users: int,
+    songs: int,
+    listens: int,
+    seed: int,
+    transform: str,
+    force: bool,
+    memory_limit: str,
+    threads: int | None,
 ) -> None:
     """Build the deterministic synthetic sample (no network, no account)."""
     spec = SampleSpec(users=users, songs=songs, listens=listens, seed=seed)
@@ -81,6 +117,8 @@ def sample(
         out_dir=out_dir,
         transform=transform,
         force=force,
+        memory_limit=memory_limit,
+        threads=threads,
     )
     # The generator makes about --listens listens, a number known only at the end; it
     # yields one batch per block of `users_per_batch` listeners, so the bar counts those.
@@ -100,9 +138,10 @@ def sample(
 @etl.command()
 @data_option("Ratings folder written by `songrec etl` (plays.parquet).")
 @TRANSFORM_OPTION
-def ratings(data_dir: Path, transform: str) -> None:
+@engine_options
+def ratings(data_dir: Path, transform: str, memory_limit: str, threads: int | None) -> None:
     """Recompute ratings.parquet from plays.parquet with another transform."""
-    summary = rerate(data_dir, transform)
+    summary = rerate(data_dir, transform, memory_limit, threads)
     click.echo(json.dumps(summary, indent=2))
 
 

@@ -221,6 +221,7 @@ def test_etl_ratings_recomputes_from_plays_only(tmp_path):
         "plays.parquet",
         "ratings.parquet",
         "songs.parquet",
+        "spellings.parquet",
     ]
 
 

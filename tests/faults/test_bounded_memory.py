@@ -1,5 +1,7 @@
-"""Empty and block-sized inputs through the real CLI, under a memory limit: they end, with
-one line, in bounded memory (they once doubled a buffer until the host ran out)."""
+"""Through the real CLI, under an address-space limit: empty and block-sized inputs end,
+with one line, in bounded memory (they once doubled a buffer until the host ran out); many
+user-song pairs go through a DuckDB capped far below their size: it spills to disk, and
+the folder is the same as without the cap."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 
 from songrec.etl.listen_blocks import BLOCK_BYTES
@@ -73,3 +76,56 @@ def test_a_block_sized_input_keeps_every_listen(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-1000:]
     report = orjson.loads((tmp_path / "out" / "etl_report.json").read_bytes())
     assert report["listens_read"] == count and report["listens_rejected"] == 0
+
+
+MANY_PAIRS = ["--users", "6000", "--songs", "3000", "--listens", "1500000", "--transform"]
+
+
+def test_many_pairs_under_a_small_memory_limit_spill_and_match_an_uncapped_run(tmp_path) -> None:
+    """350k user-song pairs (tens of MB of tables, hash tables and sorts) through a DuckDB
+    capped at 48 MB: the run ends, DuckDB spilled to disk, and every file equals a run
+    under the default cap, order included (the quantile transform's window spills too)."""
+    small, default = tmp_path / "small", tmp_path / "default"
+    command = [sys.executable, "-c", "from songrec.app.cli import main; main()", "etl", "sample"]
+    capped = subprocess.run(
+        [*command, *MANY_PAIRS, "quantile", "--out", str(small)]
+        + ["--memory-limit", "48MB", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limited,
+    )
+    assert capped.returncode == 0, capped.stderr[-1000:]
+    report = orjson.loads((small / "etl_report.json").read_bytes())
+    assert report["pairs"] > 300_000
+    assert report["duckdb"]["memory_limit"] == "48MB" and report["duckdb"]["threads"] == 1
+    assert report["duckdb"]["spilled_bytes"] > 48 << 20  # more than the cap went to disk
+    free = subprocess.run(
+        [*command, *MANY_PAIRS, "quantile", "--out", str(default)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert free.returncode == 0, free.stderr[-1000:]
+    for name in ("plays", "songs", "ratings", "spellings"):
+        a = pq.read_table(small / f"{name}.parquet")
+        b = pq.read_table(default / f"{name}.parquet")
+        assert a.equals(b), name
+    plays = pq.read_table(small / "plays.parquet")
+    assert pq.ParquetFile(small / "plays.parquet").num_row_groups > 1
+    keys = list(zip(plays["user_name"].to_pylist(), plays["song_id"].to_pylist(), strict=True))
+    assert keys == sorted(keys)
+
+
+def test_a_memory_limit_too_small_is_one_line(tmp_path) -> None:
+    command = [sys.executable, "-c", "from songrec.app.cli import main; main()", "etl", "sample"]
+    for limit, said in (("4MB", "raise --memory-limit"), ("lots", "not a memory size")):
+        done = subprocess.run(
+            [*command, *MANY_PAIRS, "cap", "--out", str(tmp_path / "x"), "--memory-limit", limit],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        assert done.returncode == 2 and len(errors) == 1 and said in errors[0], done.stderr
+        assert "Traceback" not in done.stderr and not (tmp_path / "x").exists()

@@ -58,3 +58,31 @@ def test_a_plays_file_in_an_awkward_folder(tmp_path, folder) -> None:
     )
     rows = read_hetrec(target / "user_artists.dat")
     assert sorted(rows.column("artist_name").to_pylist()) == ["Duran Duran", "Morcheeba"]
+
+
+@pytest.mark.parametrize("folder", ["it's", "what?", "[x]", "~", "file:", "a b", "{1,2}", "*"])
+def test_duckdb_writes_the_folder_where_it_was_asked(tmp_path, monkeypatch, folder) -> None:
+    """DuckDB writes the Parquet files itself (COPY ... TO a path parameter): a folder
+    named like a pattern, a home (`~`) or a scheme (`file:`) is just a folder."""
+    from click.testing import CliRunner
+
+    from songrec.app.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    out = Path(folder) / "data"  # relative, as typed
+    runner = CliRunner()
+    args = ["etl", "sample", "--out", str(out), "--users", "20", "--songs", "50"]
+    done = runner.invoke(cli, [*args, "--listens", "500"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    files = ["etl_report.json", "plays.parquet", "ratings.parquet", "songs.parquet"]
+    files.append("spellings.parquet")
+    assert sorted(p.name for p in (tmp_path / folder / "data").iterdir()) == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]  # nothing beside it
+    before = pq.read_table(tmp_path / folder / "data" / "plays.parquet")
+    rerated = runner.invoke(cli, ["etl", "ratings", "--data", str(out), "--transform", "log"])
+    assert rerated.exit_code == 0, rerated.output
+    assert pq.read_table(tmp_path / folder / "data" / "plays.parquet").equals(before)
+    ratings = pq.read_table(tmp_path / folder / "data" / "ratings.parquet")
+    assert ratings.num_rows == before.num_rows
+    assert sorted(p.name for p in (tmp_path / folder / "data").iterdir()) == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
