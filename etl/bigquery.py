@@ -7,31 +7,55 @@ against an emulator endpoint); `estimate` dry-runs the one listens -> plays quer
 as the server-side guard, streams the result batch by batch into `PlaysAggregator` and
 writes the ratings folder. Every expected failure becomes one `EtlError` line.
 The query reads user_name, artist_name, track_name, listened_at and recording_mbid (a
-nullable STRING in the public table's schema), so a --table must carry all five.
+nullable STRING in the public table's schema). A --table with other columns for them (a
+Spark dump loaded by etl.bigquery_load: user_id, recording_name) is read through a
+subquery that maps its columns, chosen from the table's schema (`listen_columns`); the
+plays SQL itself is the same text either way.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import requests
+import sqlglot
 from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
 from google.cloud import bigquery
+from sqlglot import exp
 
 from songrec.etl.aggregate import PlaysAggregator
 from songrec.etl.errors import EtlError
-from songrec.etl.output import check_out_dir
-from songrec.etl.pipeline import EtlRun, write_folder
-from songrec.etl.query import PUBLIC_TABLE, bigquery_plays_sql, validate_table
-from songrec.etl.ratings import check_transform
+from songrec.etl.output import (
+    RATINGS_FILE,
+    REPORT_FILE,
+    SONGS_FILE,
+    check_out_dir,
+    write_atomically,
+    write_report,
+)
+from songrec.etl.pipeline import EtlRun, source_kind, write_folder
+from songrec.etl.query import (
+    PLACEHOLDER_TABLE,
+    PUBLIC_TABLE,
+    bigquery_plays_sql,
+    plays_sql_text,
+    validate_table,
+)
+from songrec.etl.ratings import PLACEHOLDER_TABLE as PLAYS_PLACEHOLDER
+from songrec.etl.ratings import check_transform, ratings_sql_text
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +126,201 @@ def connect(
     return client, read_client
 
 
+# The columns the plays SQL reads from `listen_table`, in order.
+LISTEN_COLUMNS = ("user_name", "artist_name", "track_name", "listened_at", "recording_mbid")
+_INTEGER = ("INTEGER", "INT64")
+# What each of them may be in a table, by (column, BigQuery type): the expression giving
+# it. The public table's columns first, then a Spark dump's (loaded by etl.bigquery_load).
+# Only these fixed texts reach the SQL; a table's own column names never do.
+_SOURCES: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
+    "user_name": [
+        ("user_name", ("STRING",), "user_name"),
+        ("user_id", _INTEGER, "CAST(user_id AS STRING)"),
+        ("user_id", ("STRING",), "user_id"),
+    ],
+    "artist_name": [("artist_name", ("STRING",), "artist_name")],
+    "track_name": [
+        ("track_name", ("STRING",), "track_name"),
+        ("recording_name", ("STRING",), "recording_name"),
+    ],
+    "listened_at": [
+        ("listened_at", ("TIMESTAMP",), "listened_at"),
+        # A Parquet timestamp not marked UTC-adjusted may load as DATETIME: read as UTC,
+        # as `songrec etl dump` reads it.
+        ("listened_at", ("DATETIME",), "TIMESTAMP(listened_at)"),
+        ("listened_at", _INTEGER, "TIMESTAMP_SECONDS(listened_at)"),
+    ],
+    "recording_mbid": [("recording_mbid", ("STRING",), "recording_mbid")],
+}
+_NO_MBID = "CAST(NULL AS STRING)"
+
+
+def listen_columns(schema: list[bigquery.SchemaField], table: str) -> dict[str, str] | None:
+    """How a table of this schema gives each column the plays SQL reads.
+
+    None when it holds all five as they are (the public table's schema); else one BigQuery
+    expression per column (a Spark dump: `CAST(user_id AS STRING)`, `recording_name`...).
+    A table without recording_mbid gives NULL ids. Raises EtlError when a column has no
+    usable source.
+    """
+    fields = {
+        field.name.lower(): field.field_type.upper()
+        for field in schema
+        if (field.mode or "NULLABLE").upper() != "REPEATED"
+    }
+    chosen: dict[str, str] = {}
+    for column, sources in _SOURCES.items():
+        found = next((expr for name, types, expr in sources if fields.get(name) in types), None)
+        if found is None and column == "recording_mbid" and "recording_mbid" not in fields:
+            found = _NO_MBID
+        if found is None:
+            raise EtlError(
+                f"{table} is not a listens table: {column} needs "
+                + " or ".join(f"{name} ({'/'.join(types)})" for name, types, _ in sources)
+                + f"; it has {', '.join(f'{n} {t}' for n, t in fields.items()) or 'no columns'}"
+            )
+        chosen[column] = found
+    if all(chosen[column] == column for column in LISTEN_COLUMNS):
+        return None
+    return chosen
+
+
+def plays_sql_over(table: str, columns: dict[str, str] | None = None) -> str:
+    """The plays query reading `table` (validated), through a subquery mapping its columns
+    when `columns` (from `listen_columns`) says so; the plays SQL text is unchanged."""
+    if columns is None:
+        return bigquery_plays_sql(table)
+    validate_table(table)
+    mapping = exp.select(
+        *(sqlglot.parse_one(columns[name], read="bigquery").as_(name) for name in LISTEN_COLUMNS)
+    ).from_(exp.to_table(f"`{table}`", dialect="bigquery"))
+    tree = sqlglot.parse_one(plays_sql_text(), read="bigquery")
+    for node in list(tree.find_all(exp.Table)):
+        if node.name == PLACEHOLDER_TABLE:
+            node.replace(mapping.subquery(PLACEHOLDER_TABLE, copy=True))
+    return tree.sql(dialect="bigquery", pretty=True, comments=False)
+
+
+def table_columns(client: bigquery.Client, table: str) -> dict[str, str] | None:
+    """`listen_columns` of a table as BigQuery describes it (a metadata read, not billed)."""
+    validate_table(table)
+    with _api_errors(table):
+        schema = client.get_table(table).schema
+    return listen_columns(schema, table)
+
+
+# --ratings-only: plays -> songs and ratings inside BigQuery, one query, one scan. The CTEs
+# `partial` (the listens -> plays SQL) and `rated` (the transform's SQL, etl/sql/
+# ratings_<name>.sql, reading `song_plays`) are filled in from their own files; the rest
+# is the BigQuery twin of etl.aggregate's merge: song_id is md5(<artist_key's UTF-8
+# length> ':' artist_key track_key), first 16 hex digits; the displayed spelling is the
+# one played most (ties to the greatest spelling), the song's recording MBID the valid one
+# with most plays (ties to the greatest). One row per (user, song); the song's own columns
+# ride on the row of its first listener only (NULL elsewhere), so songs cost one row each.
+_RATINGS_ONLY_SQL = """
+WITH partial AS (
+  SELECT 1
+), keyed AS (
+  SELECT
+    user_name,
+    SUBSTR(TO_HEX(MD5(CONCAT(CAST(BYTE_LENGTH(artist_key) AS STRING), ':', artist_key,
+      track_key))), 1, 16) AS song_id,
+    artist_spelling,
+    track_spelling,
+    recording_mbid,
+    plays
+  FROM partial
+), song_plays AS (
+  SELECT user_name, song_id, SUM(plays) AS plays
+  FROM keyed
+  GROUP BY user_name, song_id
+), rated AS (
+  SELECT 1
+), spellings AS (
+  SELECT song_id, artist_spelling, track_spelling, SUM(plays) AS n
+  FROM keyed
+  GROUP BY song_id, artist_spelling, track_spelling
+), display AS (
+  SELECT song_id, artist_spelling AS artist_name, track_spelling AS track_name
+  FROM (
+    SELECT
+      song_id,
+      artist_spelling,
+      track_spelling,
+      ROW_NUMBER() OVER (
+        PARTITION BY song_id ORDER BY n DESC, artist_spelling DESC, track_spelling DESC
+      ) AS pick
+    FROM spellings
+  )
+  WHERE pick = 1
+), mbid_plays AS (
+  SELECT song_id, recording_mbid, SUM(plays) AS n
+  FROM keyed
+  WHERE recording_mbid IS NOT NULL
+  GROUP BY song_id, recording_mbid
+), mbid AS (
+  SELECT song_id, recording_mbid
+  FROM (
+    SELECT
+      song_id,
+      recording_mbid,
+      ROW_NUMBER() OVER (PARTITION BY song_id ORDER BY n DESC, recording_mbid DESC) AS pick
+    FROM mbid_plays
+  )
+  WHERE pick = 1
+), popularity AS (
+  SELECT
+    song_id,
+    SUM(LEAST(plays, 10)) AS capped_plays,
+    SUM(plays) AS raw_plays,
+    COUNT(*) AS listeners,
+    MIN(user_name) AS first_listener
+  FROM song_plays
+  GROUP BY song_id
+)
+SELECT
+  r.user_name,
+  r.song_id,
+  r.rating,
+  d.artist_name,
+  d.track_name,
+  p.capped_plays,
+  p.raw_plays,
+  p.listeners,
+  m.recording_mbid
+FROM rated AS r
+LEFT JOIN popularity AS p
+  ON p.song_id = r.song_id AND p.first_listener = r.user_name
+LEFT JOIN display AS d
+  ON d.song_id = p.song_id
+LEFT JOIN mbid AS m
+  ON m.song_id = p.song_id
+"""
+# The CTE the transform's SQL reads its plays from.
+_SONG_PLAYS = "song_plays"
+
+
+def ratings_only_sql(table: str, transform: str, columns: dict[str, str] | None = None) -> str:
+    """One BigQuery query: listens of `table` -> plays -> songs and `transform` ratings.
+
+    Built from three texts (the plays SQL, the transform's SQL, `_RATINGS_ONLY_SQL`) as
+    syntax trees: only the validated table reference and fixed column expressions enter.
+    """
+    check_transform(transform)
+    plays = sqlglot.parse_one(plays_sql_over(table, columns), read="bigquery")
+    rated = sqlglot.parse_one(ratings_sql_text(transform), read="bigquery")
+    for node in list(rated.find_all(exp.Table)):
+        if node.name == PLAYS_PLACEHOLDER:
+            node.replace(exp.to_table(_SONG_PLAYS))
+    tree = sqlglot.parse_one(_RATINGS_ONLY_SQL, read="bigquery")
+    bodies = {"partial": plays, "rated": rated}
+    for cte in tree.find_all(exp.CTE):
+        if cte.alias in bodies:
+            cte.set("this", bodies.pop(cte.alias))
+    assert not bodies, f"ratings-only template lacks {sorted(bodies)}"
+    return tree.sql(dialect="bigquery", pretty=True, comments=False)
+
+
 def job_config(
     start: datetime, end: datetime, max_bytes: int | None = None, dry_run: bool = False
 ) -> bigquery.QueryJobConfig:
@@ -121,10 +340,14 @@ def job_config(
     return config
 
 
-def estimate(client: bigquery.Client, table: str, start: datetime, end: datetime) -> Estimate:
-    """Dry-run the plays query: bytes it would scan; nothing runs, nothing is billed."""
+def estimate(
+    client: bigquery.Client, table: str, start: datetime, end: datetime, sql: str | None = None
+) -> Estimate:
+    """Dry-run the plays query (`sql`, else the one for the table's columns): bytes it
+    would scan; nothing runs, nothing is billed."""
     _check_window(start, end)
-    sql = bigquery_plays_sql(table)
+    if sql is None:
+        sql = plays_sql_over(table, table_columns(client, table))
     with _api_errors(table):
         job = client.query(sql, job_config=job_config(start, end, dry_run=True))
     found = Estimate(table=table, bytes_processed=int(job.total_bytes_processed or 0))
@@ -138,10 +361,12 @@ def query_plays(
     start: datetime,
     end: datetime,
     max_bytes: int,
+    sql: str | None = None,
 ) -> tuple[bigquery.QueryJob, bigquery.table.RowIterator]:
     """Run the plays query under the bytes guard; returns the finished job and its rows."""
     _check_window(start, end)
-    sql = bigquery_plays_sql(table)
+    if sql is None:
+        sql = plays_sql_over(table, table_columns(client, table))
     with _api_errors(table, max_bytes):
         job = client.query(sql, job_config=job_config(start, end, max_bytes=max_bytes))
         rows = job.result()
@@ -182,10 +407,13 @@ def run_bigquery(
     validate_table(table)
     max_bytes = int(max_gb * GB)
     started = time.perf_counter()
-    found = estimate(client, table, run.start, run.end)
+    _check_window(run.start, run.end)
+    columns = table_columns(client, table)
+    sql = plays_sql_over(table, columns)
+    found = estimate(client, table, run.start, run.end, sql)
     if found.bytes_processed > max_bytes:
         raise EtlError(_guard_message(found.bytes_processed, max_bytes))
-    job, rows = query_plays(client, table, run.start, run.end, max_bytes)
+    job, rows = query_plays(client, table, run.start, run.end, max_bytes, sql)
     aggregator = PlaysAggregator(run.start, run.end)
     try:
         for part in iter_plays(rows, read_client):
@@ -206,8 +434,168 @@ def run_bigquery(
         estimated_usd=round(billed / TIB * ON_DEMAND_USD_PER_TIB, 4),
         download="storage-api" if read_client is not None else "rest",
     )
+    if columns is not None:
+        # How the table's own columns were read (a Spark dump's user_id, recording_name...).
+        run.extra["listen_columns"] = columns
     # BigQuery returns plays, not listens: listens_read counts the listens the query kept.
     return write_folder(run, plays, songs, listens, started)
+
+
+# The files a --ratings-only folder holds, as the local ETL writes them.
+RATINGS_SCHEMA = pa.schema(
+    [("user_name", pa.string()), ("song_id", pa.string()), ("rating", pa.int8())]
+)
+SONGS_SCHEMA = pa.schema(
+    [
+        ("song_id", pa.string()),
+        ("artist_name", pa.string()),
+        ("track_name", pa.string()),
+        ("plays", pa.int64()),
+        ("raw_plays", pa.int64()),
+        ("listeners", pa.int64()),
+        ("recording_mbid", pa.string()),
+    ]
+)
+_WRITE_ROWS = 1_000_000
+
+
+class _RatingsSink:
+    """The ratings-only result, kept in a spilling DuckDB until it is written out sorted
+    (ratings by user_name, song_id; songs by plays descending, song_id), as the local ETL
+    orders them. Memory stays bounded: DuckDB spills to a private temp folder."""
+
+    def __init__(self, memory_limit: str = "1GB") -> None:
+        self._spill = tempfile.mkdtemp(prefix="songrec-bq-")
+        self.con = duckdb.connect(
+            ":memory:",
+            config={
+                "temp_directory": self._spill,
+                "memory_limit": memory_limit,
+                "preserve_insertion_order": False,
+            },
+        )
+        self.con.execute(
+            "CREATE TABLE result (user_name VARCHAR, song_id VARCHAR, rating BIGINT, "
+            "artist_name VARCHAR, track_name VARCHAR, capped_plays BIGINT, raw_plays BIGINT, "
+            "listeners BIGINT, recording_mbid VARCHAR)"
+        )
+
+    def add(self, part: pa.Table) -> None:
+        self.con.register("incoming", part)
+        try:
+            self.con.execute(
+                "INSERT INTO result SELECT user_name, song_id, rating, artist_name, track_name, "
+                "capped_plays, raw_plays, listeners, recording_mbid FROM incoming"
+            )
+        finally:
+            self.con.unregister("incoming")
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(listens the query kept, users, songs, pairs)."""
+        listens, users, songs, pairs = self.con.execute(
+            "SELECT coalesce(sum(raw_plays), 0), count(DISTINCT user_name), "
+            "count(capped_plays), count(*) FROM result"
+        ).fetchall()[0]
+        return int(listens), int(users), int(songs), int(pairs)
+
+    def write(self, ratings_path: Path, songs_path: Path) -> None:
+        self._write(
+            "SELECT user_name, song_id, CAST(rating AS TINYINT) AS rating FROM result "
+            "ORDER BY user_name, song_id",
+            RATINGS_SCHEMA,
+            ratings_path,
+        )
+        self._write(
+            "SELECT song_id, artist_name, track_name, capped_plays AS plays, raw_plays, "
+            "listeners, recording_mbid FROM result WHERE capped_plays IS NOT NULL "
+            "ORDER BY plays DESC, song_id",
+            SONGS_SCHEMA,
+            songs_path,
+        )
+
+    def _write(self, sql: str, schema: pa.Schema, path: Path) -> None:
+        reader = self.con.sql(sql).to_arrow_reader(_WRITE_ROWS)
+        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self._spill, ignore_errors=True)
+
+
+def run_bigquery_ratings(
+    run: EtlRun,
+    client: bigquery.Client,
+    read_client: object | None = None,
+    table: str = PUBLIC_TABLE,
+    max_gb: float = DEFAULT_MAX_GB,
+    on_batch: Callable[[int, int | None], None] | None = None,
+) -> dict:
+    """--ratings-only: plays, songs and the transform's ratings all computed in BigQuery;
+    only ratings and songs come down. The folder has no plays.parquet: `songrec etl
+    ratings` (re-rating), evaluation and graphs, which read plays, cannot use it."""
+    check_transform(run.transform)
+    check_out_dir(run.out_dir, run.force)
+    validate_table(table)
+    max_bytes = int(max_gb * GB)
+    started = time.perf_counter()
+    _check_window(run.start, run.end)
+    columns = table_columns(client, table)
+    sql = ratings_only_sql(table, run.transform, columns)
+    found = estimate(client, table, run.start, run.end, sql)
+    if found.bytes_processed > max_bytes:
+        raise EtlError(_guard_message(found.bytes_processed, max_bytes))
+    job, rows = query_plays(client, table, run.start, run.end, max_bytes, sql)
+    sink = _RatingsSink()
+    try:
+        for part in iter_plays(rows, read_client):
+            sink.add(part)
+            if on_batch is not None:
+                on_batch(part.num_rows, rows.total_rows)
+        listens, users, songs, pairs = sink.counts()
+        if pairs == 0:
+            raise EtlError(f"no valid listens in {run.source}: nothing to write")
+        billed = int(job.total_bytes_billed or 0)
+        report = {
+            "source": run.source,
+            "source_kind": source_kind(run),
+            "synthetic": False,
+            "engine": run.engine,
+            "transform": run.transform,
+            "listens_read": listens,
+            "listens_rejected": run.rejects.total,
+            "rejected_by_reason": dict(sorted(run.rejects.counts.items())),
+            "rejected_examples": dict(sorted(run.rejects.examples.items())),
+            "users": users,
+            "songs": songs,
+            "pairs": pairs,
+            "start": run.start.isoformat(),
+            "end": run.end.isoformat(),
+            **run.extra,
+            "table": table,
+            "job_id": job.job_id,
+            "bytes_estimated": found.bytes_processed,
+            "bytes_processed": int(job.total_bytes_processed or 0),
+            "bytes_billed": billed,
+            "estimated_usd": round(billed / TIB * ON_DEMAND_USD_PER_TIB, 4),
+            "download": "storage-api" if read_client is not None else "rest",
+            # Ratings were made in BigQuery and plays never came down: no plays.parquet.
+            "ratings_only": True,
+        }
+        if columns is not None:
+            report["listen_columns"] = columns
+
+        def fill(tmp: Path) -> None:
+            sink.write(tmp / RATINGS_FILE, tmp / SONGS_FILE)
+            report["seconds"] = round(time.perf_counter() - started, 3)
+            write_report(report, tmp / REPORT_FILE)
+
+        write_atomically(run.out_dir, fill, run.force)
+    finally:
+        sink.close()
+    log.info("wrote %s: %d users, %d songs, %d ratings", run.out_dir, users, songs, pairs)
+    return report
 
 
 def _check_window(start: datetime, end: datetime) -> None:

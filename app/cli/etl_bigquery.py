@@ -1,4 +1,5 @@
-"""`songrec etl bigquery`: listens -> plays inside BigQuery, plays streamed down."""
+"""`songrec etl bigquery`: listens -> plays inside BigQuery, plays streamed down;
+`songrec etl bigquery-load`: a Spark dump into your own BigQuery table."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def _emulator_host() -> str | None:
     "--table",
     default=PUBLIC_TABLE,
     show_default=True,
-    help="Listens table (project.dataset.table) with the public table's columns.",
+    help="Listens table (project.dataset.table): the public table's columns, or a Spark "
+    "dump loaded by `songrec etl bigquery-load`.",
 )
 @click.option("--dry-run", is_flag=True, help="Print bytes scanned and cost; run nothing.")
 @click.option(
@@ -49,6 +51,12 @@ def _emulator_host() -> str | None:
     "--no-storage-api",
     is_flag=True,
     help="Download over REST instead of the BigQuery Storage API (slower).",
+)
+@click.option(
+    "--ratings-only",
+    is_flag=True,
+    help="Rate in BigQuery too: only ratings and songs come down, no plays.parquet "
+    "(so no `songrec etl ratings`, evaluate or graphs on that folder).",
 )
 @click.option(
     "--api-endpoint",
@@ -67,6 +75,7 @@ def bigquery(
     dry_run: bool,
     max_gb: float,
     no_storage_api: bool,
+    ratings_only: bool,
     api_endpoint: str | None,
     transform: str,
     force: bool,
@@ -87,7 +96,10 @@ def bigquery(
         project, api_endpoint or _emulator_host(), storage_api=not no_storage_api
     )
     if dry_run:
-        found = bq.estimate(client, table, start_at, end_at)
+        sql = None
+        if ratings_only:
+            sql = bq.ratings_only_sql(table, transform, bq.table_columns(client, table))
+        found = bq.estimate(client, table, start_at, end_at, sql)
         click.echo(
             f"{table} {start}..{end}: would scan {found.bytes_processed:,} bytes "
             f"({found.bytes_processed / bq.GB:,.2f} GB), about ${found.usd:,.2f} on demand "
@@ -110,11 +122,13 @@ def bigquery(
         # never when the bytes guard refuses it.
         nonlocal bar
         if bar is None:
-            bar = progress_bar("download", total=total, unit="play", unit_scale=True)
+            unit = "rating" if ratings_only else "play"
+            bar = progress_bar("download", total=total, unit=unit, unit_scale=True)
         bar.update(rows)
 
+    run_query = bq.run_bigquery_ratings if ratings_only else bq.run_bigquery
     try:
-        report = bq.run_bigquery(run, client, read_client, table, max_gb, on_batch=on_batch)
+        report = run_query(run, client, read_client, table, max_gb, on_batch=on_batch)
     finally:
         if bar is not None:
             bar.close()
@@ -123,6 +137,93 @@ def bigquery(
         f"  billed {report['bytes_billed'] / bq.GB:,.2f} GB (~${report['estimated_usd']:,.2f}), "
         f"downloaded via {report['download']}"
     )
+    if ratings_only:
+        click.echo(
+            "  ratings made in BigQuery: no plays.parquet, so `songrec etl ratings`, "
+            "evaluate and graphs cannot use this folder (rerun without --ratings-only for them)"
+        )
 
 
-COMMANDS = [bigquery]
+@click.command("bigquery-load")
+@click.argument("sources", nargs=-1, required=True, metavar="SPARK_DUMP...")
+@click.option("--table", required=True, help="Your table to load into (project.dataset.table).")
+@click.option("--project", help="Project running the load jobs (default: from gcloud/ADC).")
+# Not plain --location (bq's name): click would suggest it ("Did you mean '--location'?")
+# for any mistyped option such as --no-such-option.
+@click.option(
+    "--dataset-location",
+    "location",
+    help="Where the table's dataset is (US, EU...): the jobs run there, and a dataset that "
+    "does not exist yet is created there.",
+)
+@click.option("--replace", is_flag=True, help="Overwrite the table's rows (WRITE_TRUNCATE).")
+@click.option(
+    "--append", is_flag=True, help="Add to the table's rows (WRITE_APPEND): incremental dumps."
+)
+@click.option(
+    "--api-endpoint",
+    hidden=True,
+    help="BigQuery REST endpoint of an emulator (anonymous credentials); also "
+    "BIGQUERY_EMULATOR_HOST.",
+)
+def bigquery_load(
+    sources: tuple[str, ...],
+    table: str,
+    project: str | None,
+    location: str | None,
+    replace: bool,
+    append: bool,
+    api_endpoint: str | None,
+) -> None:
+    """Load a ListenBrainz Spark dump into your own BigQuery table.
+
+    \b
+    SPARK_DUMP (one kind per run):
+      listenbrainz-spark-dump-*.tar   members uploaded one by one, never extracted
+      its extracted folder, or .parquet files
+      gs://bucket/path/*.parquet      one load job, from Cloud Storage
+
+    A table that already holds rows is refused unless --replace or --append says what
+    to do: two dumps are never mixed silently. Then read it with
+    `songrec etl bigquery --table PROJECT.DATASET.TABLE`.
+    """
+    from songrec.etl import bigquery as bq
+    from songrec.etl.bigquery_load import load_dump
+    from songrec.etl.query import validate_table
+
+    validate_table(table)
+    if replace and append:
+        raise click.UsageError("--replace and --append exclude each other")
+    mode = "replace" if replace else "append" if append else "empty"
+    client, _ = bq.connect(project, api_endpoint or _emulator_host(), storage_api=False)
+    bar: Bar | None = None
+
+    def on_part(part, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = progress_bar("upload", total=total, unit="B", unit_scale=True)
+        bar.update(part.size)
+
+    try:
+        report = load_dump(client, list(sources), table, mode, location, on_part=on_part)
+    finally:
+        if bar is not None:
+            bar.close()
+    if "uris" in report:
+        what = f"{report['uris']} gs:// URI(s)"
+    else:
+        what = f"{report['files']} Parquet file(s), {report['bytes'] / 1e6:,.1f} MB"
+    click.echo(
+        f"{table}: {report['rows_loaded']:,} rows loaded from {what} "
+        f"({report['write_disposition']}); the table holds "
+        f"{report['table_rows']:,} rows ({report['seconds']:.1f} s)"
+    )
+    for name, meta in report.get("dump_metadata", {}).items():
+        click.echo(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(meta.items())))
+    click.echo(
+        f"  next: songrec etl bigquery --table {table} --start YYYY-MM-DD --end YYYY-MM-DD "
+        "--out DIR"
+    )
+
+
+COMMANDS = [bigquery, bigquery_load]

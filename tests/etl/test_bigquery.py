@@ -5,7 +5,9 @@ Against a local BigQuery emulator (bqemulator, DuckDB-backed, REST + Storage Rea
 the Storage API download. bqemulator reports 0 bytes for every dry run and ignores
 maximumBytesBilled, so the bytes figures and the guard are checked against a small
 http.server stand-in of exactly those REST calls (jobs.insert, jobs.get). Missing
-credentials and project: the CLI in a subprocess, with no emulator.
+credentials and project: the CLI in a subprocess, with no emulator. test_bigquery_load.py
+(Spark dumps into a table) and test_bigquery_ratings.py (--ratings-only) share this
+module's emulator, listens table and stand-in.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ SCHEMA = [
 class Emulator:
     rest_url: str
     grpc_endpoint: str
+    # What the emulator serves as gs://BUCKET/PATH: GCS_ROOT/BUCKET/PATH (its own shim).
+    gcs_root: Path
 
 
 def _free_port() -> int:
@@ -89,12 +93,28 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# One emulator (and one listens table in it) for the session, whichever test module asks
+# first: test_bigquery_*.py import these fixtures, and each import is its own fixture
+# definition; the process and the table are shared through this dict.
+_RUNNING: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Emulator:
     """A bqemulator process on free local ports, stopped at the end of the session."""
+    if "emulator" in _RUNNING:
+        yield _RUNNING["emulator"]
+        return
     rest, grpc_port = _free_port(), _free_port()
-    log = (tmp_path_factory.mktemp("bqemu") / "emulator.log").open("w")
-    env = {**os.environ, "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false"}
+    folder = tmp_path_factory.mktemp("bqemu")
+    gcs_root = folder / "gcs"
+    gcs_root.mkdir()
+    log = (folder / "emulator.log").open("w")
+    env = {
+        **os.environ,
+        "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+        "BQEMU_GCS_LOCAL_ROOT": str(gcs_root),
+    }
     env.pop("BIGQUERY_EMULATOR_HOST", None)
     process = subprocess.Popen(
         [sys.executable, "-c", _EMULATOR_MAIN, "start", "--rest-port", str(rest)]
@@ -117,8 +137,10 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Emulator:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield Emulator(url, f"127.0.0.1:{grpc_port}")
+        _RUNNING["emulator"] = Emulator(url, f"127.0.0.1:{grpc_port}", gcs_root)
+        yield _RUNNING["emulator"]
     finally:
+        _RUNNING.clear()
         process.terminate()
         try:
             process.wait(timeout=10)
@@ -201,7 +223,10 @@ def make_listens() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def loaded(emulator: Emulator) -> list[dict]:
-    """The listen table, public schema, filled with `make_listens()` (streaming inserts)."""
+    """The listen table, public schema, filled with `make_listens()` (streaming inserts);
+    once per emulator, whichever module asks first."""
+    if "loaded" in _RUNNING:
+        return _RUNNING["loaded"]
     client = _client(emulator.rest_url)
     client.create_dataset("listenbrainz", exists_ok=True)
     table = client.create_table(bigquery.Table(TABLE, schema=SCHEMA), exists_ok=True)
@@ -219,6 +244,7 @@ def loaded(emulator: Emulator) -> list[dict]:
     ]
     for first in range(0, len(rows), 500):
         assert client.insert_rows_json(table, rows[first : first + 500]) == []
+    _RUNNING["loaded"] = listens
     return listens
 
 
@@ -431,6 +457,18 @@ class _StandIn(BaseHTTPRequestHandler):
         match = re.fullmatch(r"/bigquery/v2/projects/[^/]+/jobs/([^/?]+)(\?.*)?", self.path)
         if match and match.group(1) in self.jobs:
             return self._send(200, self.jobs[match.group(1)])
+        # tables.get: every table has the public table's schema (etl bigquery reads it to
+        # see which columns the plays SQL gets).
+        table = re.fullmatch(
+            r"/bigquery/v2/projects/([^/]+)/datasets/([^/]+)/tables/([^/?]+)(\?.*)?", self.path
+        )
+        if table:
+            ref = dict(zip(("projectId", "datasetId", "tableId"), table.groups()[:3], strict=True))
+            return self._send(
+                200,
+                {"kind": "bigquery#table", "tableReference": ref,
+                 "schema": {"fields": [field.to_api_repr() for field in SCHEMA]}},
+            )  # fmt: skip
         self._send(404, {"error": {"code": 404, "message": f"Not found: {self.path}"}})
 
 
