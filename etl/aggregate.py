@@ -31,8 +31,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-from pyarrow.fs import LocalFileSystem
 
 from songrec.etl.errors import EtlError
 from songrec.etl.output import (
@@ -174,9 +172,13 @@ class Engine:
         self.close()
 
 
-def folder_dataset(path: Path, columns: tuple[str, ...]) -> ds.Dataset:
+def folder_dataset(path: Path, columns: tuple[str, ...]) -> pa.dataset.Dataset:
     """A Parquet file of a ratings folder as an Arrow dataset DuckDB scans in batches
     (the path never enters SQL text); one line if it lacks a column."""
+    # Imported here: a quarter of a second that runs writing a new folder never need.
+    import pyarrow.dataset as ds
+    from pyarrow.fs import LocalFileSystem
+
     try:
         # An absolute path on an explicit local file system: pyarrow would otherwise
         # expand a leading `~` and read `file:`-like names as URIs.

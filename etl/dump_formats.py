@@ -14,10 +14,12 @@ A wrong path, an unknown format or a missing user name fails here, on one line.
 from __future__ import annotations
 
 import gzip
+import io
 import lzma
 import os
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -183,3 +185,124 @@ def uncompressed_name(name: str) -> str:
 def total_bytes(inputs: list[Input]) -> int:
     """Bytes of all inputs as stored (the progress bar's total)."""
     return sum(item.size for item in inputs)
+
+
+TAR_BLOCK = 512
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE)
+_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    """`size` bytes, fewer only at the end of the stream."""
+    parts, got = [], 0
+    while got < size:
+        chunk = stream.read(size - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _skip(stream: BinaryIO, size: int) -> None:
+    left = size
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("tar archive ends inside a member")
+        left -= len(chunk)
+
+
+def _padded(size: int) -> int:
+    return -(-size // TAR_BLOCK) * TAR_BLOCK
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    """The records of a pax extended header: `<length> <key>=<value>\n` each."""
+    records, pos = {}, 0
+    while pos < len(data) and data[pos : pos + 1] != b"\0":
+        try:
+            space = data.index(b" ", pos)
+            length = int(data[pos:space])
+        except ValueError:
+            raise tarfile.HeaderError("bad pax record") from None
+        if length <= space - pos:
+            raise tarfile.HeaderError("bad pax record")
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
+        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return records
+
+
+class TarMember(io.RawIOBase):
+    """One member's bytes, read straight from the archive's (decompressed) stream into
+    the caller's buffer: tarfile's stream mode copies every block through fresh bytes
+    objects, which cost more than the zstd decompression itself."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self.stream, self.left = stream, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.left <= 0:
+            return 0
+        with memoryview(buffer) as view:
+            n = self.stream.readinto(view[: min(len(view), self.left)])
+        if not n:
+            raise EOFError("tar archive ends inside a member")
+        self.left -= n
+        return n
+
+    def readall(self) -> bytes:
+        data = bytearray(self.left)
+        with memoryview(data) as view:
+            done = 0
+            while done < len(data):
+                done += self.readinto(view[done:])
+        return bytes(data)
+
+    def drain(self) -> None:
+        """Skip what the reader left of the member."""
+        _skip(self.stream, self.left)
+        self.left = 0
+
+
+def stream_members(stream: BinaryIO) -> Iterator[tuple[str, TarMember]]:
+    """The regular files of a tar stream in order, as (name, reader): headers parsed by
+    tarfile (ustar, GNU and pax names and sizes), data read without copies.
+
+    Each reader is valid until the next member is asked for; what it left is skipped.
+    A stream that ends before the end-of-archive blocks is truncated: EOFError.
+    """
+    long_name: str | None = None
+    pax: dict[str, str] = {}
+    while True:
+        header = _read_exact(stream, TAR_BLOCK)
+        if header == bytes(TAR_BLOCK):
+            return  # the end-of-archive blocks
+        if len(header) < TAR_BLOCK:
+            # Stricter than tarfile, which takes a clean cut between two members for the
+            # end: a dump cut short would be read in part without a word.
+            raise EOFError("tar archive ends before its end-of-archive blocks")
+        info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+        if info.type in (*_PAX_TYPES, tarfile.GNUTYPE_LONGNAME, tarfile.XGLTYPE):
+            data = _read_exact(stream, _padded(info.size))
+            if len(data) < _padded(info.size):
+                raise EOFError("tar archive ends inside a header")
+            if info.type in _PAX_TYPES:
+                pax = _pax_records(data[: info.size])
+            elif info.type == tarfile.GNUTYPE_LONGNAME:
+                long_name = data[: info.size].rstrip(b"\0").decode("utf-8", "surrogateescape")
+            continue  # a global pax header (XGLTYPE) names no member
+        name = pax.get("path") or long_name or info.name
+        size = int(pax["size"]) if "size" in pax else info.size
+        long_name, pax = None, {}
+        if info.type in _REGULAR:
+            member = TarMember(stream, size)
+            yield name, member
+            member.drain()
+            _skip(stream, _padded(size) - size)
+        else:  # directories, links, a GNU long link name: their data (if any) is skipped
+            _skip(stream, _padded(size))

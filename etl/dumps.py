@@ -33,6 +33,7 @@ from songrec.etl.dump_formats import (
     folder_files,
     kind_of_name,
     need_user,
+    stream_members,
     uncompressed_name,
 )
 from songrec.etl.dump_parquet import read_parquet_files, read_parquet_stream
@@ -201,15 +202,18 @@ class DumpReader:
         self.found = 0
         with item.path.open("rb") as raw:
             metered = _Metered(raw, self.meter)
-            plain = item.path.name.lower().endswith(".tar")
-            # A plain tar is seekable: Parquet members are read in place ('r:').
-            mode = "r:" if plain else "r|"
-            source = metered if plain else decompressed(metered, item.path.name)
-            # Stream mode reads 10 KiB at a time by default: far too many small reads.
-            with tarfile.open(fileobj=source, mode=mode, bufsize=1 << 20) as archive:
-                for member in archive:
-                    if member.isfile():
-                        yield from self._member(item, member.name, archive.extractfile(member))
+            if item.path.name.lower().endswith(".tar"):
+                # A plain tar is seekable: Parquet members are read in place ('r:').
+                with tarfile.open(fileobj=metered, mode="r:") as archive:
+                    for member in archive:
+                        if member.isfile():
+                            stream = archive.extractfile(member)
+                            yield from self._member(item, member.name, stream)
+            else:
+                # A compressed one is a stream, read member by member as it comes.
+                source = decompressed(metered, item.path.name)
+                for name, stream in stream_members(source):
+                    yield from self._member(item, name, stream)
         if not self.found:
             raise EtlError(f"{item.path}: no listens in this archive ({FORMATS_HELP})")
 

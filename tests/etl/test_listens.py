@@ -218,3 +218,13 @@ def test_rebatch_merges_small_tables():
     small = _parse([GOOD, GOOD])[0]
     merged = list(rebatch([small] * 5, batch_rows=4))
     assert [t.num_rows for t in merged] == [4, 4, 2]
+
+
+def test_the_bulk_parsers_whitespace_is_pythons():
+    """The bulk parser's list of blank characters is every code point str.isspace()
+    accepts in this Python (listed as constants: scanning Unicode costs 0.7 s a run)."""
+    import sys
+
+    from songrec.etl.listen_blocks import PY_WHITESPACE
+
+    assert PY_WHITESPACE == tuple(c for c in range(sys.maxunicode + 1) if chr(c).isspace())
