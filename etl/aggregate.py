@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMORY_LIMIT = "2GB"
 # What --memory-limit accepts: a number and a unit, as DuckDB reads them.
 _MEMORY_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
-BUFFER_ROWS = 4_000_000
+BUFFER_ROWS = 2_000_000
 SPILL_PREFIX = "songrec-duckdb-"
 SPILL_SAMPLE_SECONDS = 0.2
 
@@ -241,6 +241,8 @@ class PlaysAggregator:
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._kept: int | None = None  # listens kept, once the partial plays are merged
+        self._inflight: threading.Thread | None = None
+        self._failure: BaseException | None = None
         self.built = False
         self.con.execute(
             "CREATE TABLE partial (user_name VARCHAR, artist_key VARCHAR, track_key VARCHAR, "
@@ -256,8 +258,12 @@ class PlaysAggregator:
         Arrow batches are buffered up to BUFFER_ROWS before the query runs: a time-ordered
         dump touches most users in every batch, and fewer, larger batches leave fewer
         partial rows to merge (10M listens: 6.1M partial rows at 0.5M a batch, 3.3M at 5M).
+        The query runs in a thread of its own while the caller reads on (DuckDB lets go of
+        the GIL): parsing the next listens overlaps aggregating these. One batch is in
+        flight at a time, so at most twice BUFFER_ROWS listens wait in memory.
         """
         if not isinstance(listens, pa.Table):
+            self._settle()
             self._aggregate(listens)
             return
         listens = with_mbid_column(listens)
@@ -272,11 +278,34 @@ class PlaysAggregator:
         if self._buffered >= self.buffer_rows:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, wait: bool = False) -> None:
+        """Start aggregating the buffered batches (after the batch in flight); `wait`: and
+        wait until every batch is in."""
         if self._buffer:
             batch = pa.concat_tables(self._buffer, promote_options="permissive")
             self._buffer, self._buffered = [], 0
+            self._settle()
+            self._inflight = threading.Thread(
+                target=self._background, args=(batch,), name="songrec-aggregate", daemon=True
+            )
+            self._inflight.start()
+        if wait:
+            self._settle()
+
+    def _background(self, batch: pa.Table) -> None:
+        try:
             self._aggregate(batch)
+        except BaseException as exc:  # raised in the caller's thread by _settle
+            self._failure = exc
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; raise what its query raised."""
+        if self._inflight is not None:
+            self._inflight.join()
+            self._inflight = None
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
     def _aggregate(self, listens: pa.Table | duckdb.DuckDBPyRelation) -> None:
         self.con.register("listen", listens)
@@ -291,6 +320,7 @@ class PlaysAggregator:
     def add_plays(self, partial: pa.Table) -> None:
         """Take partial plays that another engine (BigQuery) already aggregated; their
         recording_mbid, when present, is already checked (the query's or NULL)."""
+        self._settle()
         self.con.register("incoming", with_mbid_column(partial))
         try:
             self.con.execute(
@@ -303,7 +333,7 @@ class PlaysAggregator:
         """Listens that passed the query's filters so far."""
         if self._kept is not None:
             return self._kept
-        self._flush()
+        self._flush(wait=True)
         return int(self.con.execute("SELECT coalesce(sum(plays), 0) FROM partial").fetchall()[0][0])
 
     def build(self, base: Path | None = None) -> None:
@@ -443,7 +473,12 @@ class PlaysAggregator:
         return self.engine.stats()
 
     def close(self) -> None:
-        """Release the embedded database and its spill folder."""
+        """Release the embedded database and its spill folder (a batch still in flight,
+        after a failure or an interrupt, is cancelled first)."""
+        if self._inflight is not None:
+            self.con.interrupt()
+            self._inflight.join()
+            self._inflight = None
         self.engine.close()
 
     def __enter__(self) -> PlaysAggregator:

@@ -266,3 +266,25 @@ def test_sample_has_unique_artist_names_past_the_word_pairs():
     """More artists (80,000 songs / 8) than the 9,180 spelled word-pair forms: still unique."""
     catalog = _catalog(SampleSpec(users=10, songs=80_000, listens=1_000), np.random.default_rng(1))
     assert len(catalog.artist_names) == 10_000 == len(set(catalog.artist_names))
+
+
+def test_a_batch_aggregated_in_the_background_fails_in_the_callers_thread(tmp_path, listens):
+    """Batches are aggregated in a thread while the caller reads on; a failing one is
+    raised to the caller at the next step, and the run writes nothing."""
+    import duckdb
+
+    from songrec.etl.aggregate import PlaysAggregator
+
+    good = next(_batches(listens))
+    bad = good.set_column(0, "user_name", pa.array(range(good.num_rows), pa.int64()))
+    aggregator = PlaysAggregator(buffer_rows=1)
+    try:
+        aggregator.add(good)
+        aggregator.add(bad)  # no string functions on numbers: the query fails, later
+        with pytest.raises(duckdb.Error, match="regexp"):
+            aggregator.listens_kept()
+    finally:
+        aggregator.close()
+    with pytest.raises(duckdb.Error):
+        run_listens(EtlRun(source="t", out_dir=tmp_path / "out"), [bad])
+    assert not (tmp_path / "out").exists()
