@@ -100,7 +100,9 @@ class Engine:
     """One embedded DuckDB capped at `memory_limit`, spilling to a private temp folder.
 
     A thread samples the spill folder's size, so a run can say how much it spilled
-    (`stats`): DuckDB removes its temporary files as soon as a query is done.
+    (`stats`): DuckDB removes its temporary files as soon as a query is done. The folder
+    is made under tempfile.gettempdir() ($TMPDIR): on a full dump it can take tens of GB,
+    so $TMPDIR must be a disk with room, not a memory-backed tmpfs.
     """
 
     def __init__(
