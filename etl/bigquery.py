@@ -4,7 +4,7 @@ Flow: `connect` builds the clients (Application Default Credentials, or anonymou
 against an emulator endpoint); `estimate` dry-runs the one listens -> plays query
 (etl/sql/listens_to_plays.sql, dates as TIMESTAMP parameters) for its bytes and cost;
 `run_bigquery` refuses a query over the bytes guard, runs it with `maximum_bytes_billed`
-as the server-side guard, streams the result batch by batch into `PlaysAggregator` and
+as the server-side guard, streams the result batch by batch into the run's capped DuckDB and
 writes the ratings folder. Every expected failure becomes one `EtlError` line.
 The query reads user_name, artist_name, track_name, listened_at and recording_mbid (a
 nullable STRING in the public table's schema). A --table with other columns for them (a
@@ -36,7 +36,6 @@ from google.auth import exceptions as auth_errors
 from google.cloud import bigquery
 from sqlglot import exp
 
-from songrec.etl.aggregate import PlaysAggregator
 from songrec.etl.errors import EtlError
 from songrec.etl.output import (
     RATINGS_FILE,
@@ -46,7 +45,7 @@ from songrec.etl.output import (
     write_atomically,
     write_report,
 )
-from songrec.etl.pipeline import EtlRun, source_kind, write_folder
+from songrec.etl.pipeline import EtlRun, run_partial_plays, source_kind
 from songrec.etl.query import (
     PLACEHOLDER_TABLE,
     PUBLIC_TABLE,
@@ -414,16 +413,6 @@ def run_bigquery(
     if found.bytes_processed > max_bytes:
         raise EtlError(_guard_message(found.bytes_processed, max_bytes))
     job, rows = query_plays(client, table, run.start, run.end, max_bytes, sql)
-    aggregator = PlaysAggregator(run.start, run.end)
-    try:
-        for part in iter_plays(rows, read_client):
-            aggregator.add_plays(part)
-            if on_batch is not None:
-                on_batch(part.num_rows, rows.total_rows)
-        listens = aggregator.listens_kept()
-        plays, songs = aggregator.finish()
-    finally:
-        aggregator.close()
     billed = int(job.total_bytes_billed or 0)
     run.extra.update(
         table=table,
@@ -437,8 +426,15 @@ def run_bigquery(
     if columns is not None:
         # How the table's own columns were read (a Spark dump's user_id, recording_name...).
         run.extra["listen_columns"] = columns
-    # BigQuery returns plays, not listens: listens_read counts the listens the query kept.
-    return write_folder(run, plays, songs, listens, started)
+
+    def progress(count: int) -> None:
+        if on_batch is not None:
+            on_batch(count, rows.total_rows)
+
+    # Batches go straight into the run's capped DuckDB, which merges them, rates and writes
+    # the folder itself (as for local sources): memory does not grow with the plays. BigQuery
+    # returns plays, not listens: listens_read counts the listens the query kept.
+    return run_partial_plays(run, iter_plays(rows, read_client), on_batch=progress, started=started)
 
 
 # The files a --ratings-only folder holds, as the local ETL writes them.

@@ -202,13 +202,15 @@ def run_partial_plays(
     partial: pa.Table | Iterable[pa.Table],
     listens_read: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    started: float | None = None,
 ) -> dict:
     """Write the folder from partial plays another engine or format already aggregated
     (a table, or batches of them: BigQuery's download). `listens_read` defaults to the
-    listens the plays count (BigQuery returns plays, not listens)."""
+    listens the plays count (BigQuery returns plays, not listens); `started`: when the run
+    began (perf_counter), for the report's seconds, when it began before this call."""
     run.transform = check_transform(run.transform or DEFAULT_TRANSFORM)
     check_out_dir(run.out_dir, run.force)
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     parts = [partial] if isinstance(partial, pa.Table) else partial
     with memory_errors(run.memory_limit), open_aggregator(run) as aggregator:
         for part in parts:

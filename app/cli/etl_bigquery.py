@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from songrec.app.cli.etl_commands import FORCE_OPTION, TRANSFORM_OPTION, echo_report, parse_date
+from songrec.app.cli.etl_commands import (
+    FORCE_OPTION,
+    TRANSFORM_OPTION,
+    echo_report,
+    engine_options,
+    parse_date,
+)
 from songrec.app.cli.progress import Bar, progress_bar
 from songrec.etl.query import PUBLIC_TABLE
 
@@ -66,6 +72,7 @@ def _emulator_host() -> str | None:
 )
 @TRANSFORM_OPTION
 @FORCE_OPTION
+@engine_options
 def bigquery(
     start: str,
     end: str,
@@ -79,6 +86,8 @@ def bigquery(
     api_endpoint: str | None,
     transform: str,
     force: bool,
+    memory_limit: str,
+    threads: int | None,
 ) -> None:
     """Aggregate ListenBrainz listens in BigQuery (GROUP BY there, only plays come down)."""
     from songrec.etl import bigquery as bq
@@ -114,6 +123,8 @@ def bigquery(
         force=force,
         start=start_at,
         end=end_at,
+        memory_limit=memory_limit,
+        threads=threads,
     )
     bar: Bar | None = None
 

@@ -290,6 +290,8 @@ def test_cli_plays_equal_the_duckdb_paths(emulator: Emulator, loaded: list[dict]
     report = json.loads((out / "etl_report.json").read_text())
     assert report["engine"] == "bigquery" and report["download"] == "rest"
     assert report["source_kind"] == "bigquery" and report["synthetic"] is False
+    # Written by the capped DuckDB like a local run: spellings too, so --append can extend it.
+    assert (out / "spellings.parquet").is_file() and report["duckdb"]["memory_limit"]
     # BigQuery returns plays: listens_read is what the query kept (window, names).
     kept = pc.sum(pq.read_table(tmp_path / "duck" / "plays.parquet")["plays"]).as_py()
     assert report["listens_read"] == kept < len(loaded)
