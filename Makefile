@@ -15,7 +15,7 @@ PORT ?= 8501
 # folder named songrec, so the warning cannot apply; silence that one warning only.
 QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: demo test bench venv sample model app lint clean
+.PHONY: demo test bench bench-scale venv sample model app lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "songrec needs Python 3.11+"'
@@ -55,6 +55,11 @@ bench: $(TEST_STAMP)
 	$(BIN)/python tests/bench/bench_etl.py
 	$(BIN)/python tests/bench/bench_models.py
 	$(BIN)/python tests/bench/bench_app.py
+
+## bench-scale: ETL at 10M and 100M listens, training at 10k-1M songs (hours, ~45 GB disk;
+## SCALE_ARGS=--quick: 1M and 10M listens, minutes). Not part of `make test`. docs/scale.md
+bench-scale: $(TEST_STAMP)
+	$(BIN)/python tests/bench/bench_scale.py $(SCALE_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
