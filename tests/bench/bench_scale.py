@@ -21,7 +21,7 @@ benchmark goes on. Results: a Markdown table printed and written with the JSON t
 folder (results.md, results.json).
 
     python tests/bench/bench_scale.py            # 10M and 100M listens; 10k, 100k, 1M songs
-    python tests/bench/bench_scale.py --quick    # 1M and 10M listens; 10k and 100k songs
+    python tests/bench/bench_scale.py --quick    # 1M and 10M; 10k and 100k songs (~30 min)
     python tests/bench/bench_scale.py --sizes 2M 5M --top-songs 10k --formats spark
 """
 
