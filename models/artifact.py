@@ -358,10 +358,6 @@ def load_model(model_dir: Path) -> TrainedModel:
     missing = [c for c in SONG_COLUMNS if c not in songs.columns]
     if missing:
         raise ModelError(f"{model_dir}: {SONGS} lacks column(s) {', '.join(missing)}")
-    try:
-        song_mbids(songs)
-    except ModelError as exc:
-        raise ModelError(f"{model_dir}: {exc}") from None
     if not isinstance(params, dict):
         raise ModelError(f"{model_dir}: {PARAMS} is not a mapping of parameters")
     # The manifest's copy is not checksummed: it must say what the checksummed params say.
@@ -379,17 +375,21 @@ def load_model(model_dir: Path) -> TrainedModel:
     if not np.isfinite(global_mean) or not np.isfinite(singular).all():
         raise ModelError(f"{model_dir}: {PARAMS} holds values that are not finite")
     ranking = RankingModel(vectors, listeners, RankingParams.from_dict(ranking_params), singular)
-    return TrainedModel(
-        song_ids=songs["song_id"].to_numpy(dtype=object),
-        item_factors=factors,
-        item_bias=bias,
-        global_mean=global_mean,
-        params=params,
-        songs=songs,
-        ranking=ranking,
-        ratings_path=model_dir / RATINGS,
-        manifest=manifest,
-    )
+    try:
+        # TrainedModel checks the shapes and the recording ids (once, as it keeps them).
+        return TrainedModel(
+            song_ids=songs["song_id"].to_numpy(dtype=object),
+            item_factors=factors,
+            item_bias=bias,
+            global_mean=global_mean,
+            params=params,
+            songs=songs,
+            ranking=ranking,
+            ratings_path=model_dir / RATINGS,
+            manifest=manifest,
+        )
+    except ModelError as exc:
+        raise ModelError(f"{model_dir}: {exc}") from None
 
 
 def _check_arrays(

@@ -27,6 +27,8 @@ import pandas as pd
 from songrec.models.artifact import TrainedModel
 from songrec.models.errors import ModelError
 
+# The columns a search or an artist's song list shows (models.similar uses them too).
+SEARCH_COLUMNS = ["song_id", "artist_name", "track_name", "plays"]
 # A query longer than this is not a search any more; it also bounds the work of one query.
 MAX_QUERY_CHARS = 200
 MAX_WORDS = 12
@@ -118,7 +120,6 @@ def _separates(byte: int) -> bool:
 
 _INDEXES: WeakKeyDictionary[TrainedModel, SongIndex] = WeakKeyDictionary()
 _INDEX_LOCK = threading.Lock()
-SEARCH_COLUMNS = ["song_id", "artist_name", "track_name", "plays"]
 
 
 def song_index(model: TrainedModel) -> SongIndex:

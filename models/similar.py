@@ -14,9 +14,7 @@ import pandas as pd
 
 from songrec.models.artifact import TrainedModel
 from songrec.models.errors import ModelError
-from songrec.models.search import fold
-
-SEARCH_COLUMNS = ["song_id", "artist_name", "track_name", "plays"]
+from songrec.models.search import SEARCH_COLUMNS, fold
 
 
 @dataclass(frozen=True)
