@@ -5,6 +5,10 @@ them) become validation listeners: the model is fitted without them, each shows 
 their songs, and NDCG@10 of the other 20% scores every combination of the grid. One SVD
 per (gamma, alpha) at the largest k serves every smaller k, shrink and beta (a truncated
 SVD's first k directions are the rank-k SVD), so the whole grid costs a few SVDs.
+
+Memory stays bounded whatever the catalogue: listeners are scored a block at a time (block x
+songs within BLOCK_CELLS), in float32 (the precision the served model scores in), and the
+seen and hidden songs, a few per listener, are sparse matrices.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ MAX_LISTENERS = 500
 TOLERANCE = 0.0025
 CURVE_COLUMNS = ["transform", "gamma", "alpha", "beta", "k", "shrink", "ndcg"]
 Progress = Callable[[int, int, str], None]
+# Listener x song cells scored at once: 16M float32 scores are 64 MB, and a block's scores,
+# their scaled copy and argpartition's int64 indices (16 bytes a cell) stay near 256 MB.
+# Dense, 500 listeners x 1M songs in float64 took about 20 GB.
+BLOCK_CELLS = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class Validation:
 
     train: pd.DataFrame
     visible: pd.DataFrame
-    hidden: np.ndarray  # validation listeners x songs, bool
+    hidden: csr_matrix  # validation listeners x songs, bool: the hidden songs
     users: pd.Index
 
 
@@ -92,12 +100,20 @@ def split(ratings: pd.DataFrame, song_index: pd.Index, seed: int) -> Validation 
     train = holdout.train_users_only()
     if train["user_name"].nunique() < 2:
         return None
-    hidden = np.zeros((len(users), len(song_index)), dtype=bool)
     test = holdout.test[holdout.test["user_name"].isin(users)]
-    rows, cols = users.get_indexer(test["user_name"]), song_index.get_indexer(test["song_id"])
-    hidden[rows[cols >= 0], cols[cols >= 0]] = True
+    hidden = _hidden_matrix(test, users, song_index)
     visible = holdout.visible()
     return Validation(train, visible[visible["user_name"].isin(users)], hidden, users)
+
+
+def _hidden_matrix(test: pd.DataFrame, users: pd.Index, song_index: pd.Index) -> csr_matrix:
+    """Listeners x songs bool CSR of the hidden songs (songs outside `song_index` left out)."""
+    rows, cols = users.get_indexer(test["user_name"]), song_index.get_indexer(test["song_id"])
+    keep = cols >= 0
+    shape = (len(users), len(song_index))
+    hidden = csr_matrix((np.ones(keep.sum(), dtype=bool), (rows[keep], cols[keep])), shape=shape)
+    hidden.sum_duplicates()  # a song hidden twice counts once, as a dense mask counted it
+    return hidden
 
 
 def listener_rows(
@@ -121,12 +137,114 @@ def listener_rows(
     )
 
 
-def _ndcg(scores: np.ndarray, seen: np.ndarray, hidden: np.ndarray, k: int) -> float:
-    scores = np.where(seen, -np.inf, scores)
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    return ndcg_from_hits(np.take_along_axis(hidden, top, axis=1), hidden.sum(axis=1))
+def block_size(n_listeners: int, n_songs: int, cells: int = BLOCK_CELLS) -> int:
+    """Listeners to score at once: block x songs within `cells`, at least 1, at most all."""
+    return max(1, min(n_listeners, cells // max(n_songs, 1)))
+
+
+def _top_k(scores: np.ndarray, seen: csr_matrix, k: int) -> np.ndarray:
+    """Each row's k best songs, best first, seen songs last; `scores` is overwritten."""
+    rows, cols = seen.nonzero()
+    scores[rows, cols] = -np.inf
+    np.negative(scores, out=scores)  # in place: argpartition finds the smallest
+    top = np.argpartition(scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
+def _hits(top: np.ndarray, hidden: csr_matrix) -> np.ndarray:
+    """hits[i, r]: whether listener i's song at rank r is one of their hidden songs."""
+    n_songs = hidden.shape[1]
+    # (row, song) pairs as single integers, so one isin checks every rank of every row.
+    hidden_rows = np.repeat(np.arange(hidden.shape[0], dtype=np.int64), np.diff(hidden.indptr))
+    hidden_keys = hidden_rows * n_songs + hidden.indices
+    keys = np.arange(top.shape[0], dtype=np.int64)[:, None] * n_songs + top
+    return np.isin(keys, hidden_keys)
+
+
+def blocked_ndcg(
+    left: np.ndarray,
+    right: np.ndarray,
+    scales: Sequence[np.ndarray],
+    seen: csr_matrix,
+    hidden: csr_matrix,
+    k: int,
+    block: int,
+) -> list[float]:
+    """NDCG@k of scores (left @ right) x scale for each scale, `block` listeners at a time."""
+    hits: list[list[np.ndarray]] = [[] for _ in scales]
+    for start in range(0, left.shape[0], block):
+        rows = slice(start, start + block)
+        base, seen_rows, hidden_rows = left[rows] @ right, seen[rows], hidden[rows]
+        for found, scale in zip(hits, scales, strict=True):
+            found.append(_hits(_top_k(base * scale, seen_rows, k), hidden_rows))
+    relevant = hidden.getnnz(axis=1)
+    empty = np.zeros((0, k), dtype=bool)  # no listeners at all: ndcg_from_hits gives nan
+    return [ndcg_from_hits(np.vstack([empty, *found]), relevant) for found in hits]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One (gamma, alpha) SVD in the form validation scores with."""
+
+    values: np.ndarray  # singular values, descending
+    embedded: np.ndarray  # validation listeners x largest k, float64
+    right: np.ndarray  # largest k x songs, float32: the song vectors, transposed
+    counts: np.ndarray  # songs: training listeners, at least 1
+    seen: csr_matrix  # validation listeners x songs, bool: the visible songs
+
+
+def _fit(
+    data: Validation, song_index: pd.Index, gamma: float, alpha: float, k: int, seed: int
+) -> _Fit:
+    """The SVD of the training rows at the largest k, and the validation listeners in it."""
+    matrix, _ = rating_matrix(data.train, song_index, gamma)
+    listeners = np.diff(matrix.tocsc().indptr).astype(np.float64)
+    counts = np.maximum(listeners, 1.0)
+    values, vectors = truncated_svd(scaled_matrix(matrix, listeners, alpha), k, seed)
+    listener = listener_rows(data.visible, data.users, song_index, gamma)
+    embedded = np.asarray(listener.multiply(counts[None, :] ** -alpha) @ vectors)
+    # float32 is what the served model scores in (its vectors are float16); transposed so
+    # the first k rows, what a smaller k uses, are contiguous.
+    right = np.ascontiguousarray(vectors.T, dtype=np.float32)
+    return _Fit(values, embedded, right, counts, listener != 0)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every fit of one validation curve shares."""
+
+    data: Validation
+    grid: dict[str, list]
+    k_eval: int
+    block: int  # listeners scored at once
+    transform: str
+
+
+def _grid_rows(run: _Run, fit: _Fit, gamma: float, alpha: float) -> list[dict]:
+    """Curve rows of every k, shrink and beta for one (gamma, alpha) fit."""
+    betas = [alpha + offset for offset in run.grid["beta_offset"]]
+    scales = [(fit.counts**beta).astype(np.float32) for beta in betas]
+    rows = []
+    for k, shrink in product(sorted(set(run.grid["k"])), run.grid["shrink"]):
+        k_used = min(k, len(fit.values))
+        weights = shrink_weights(fit.values[:k_used], shrink)
+        left = (fit.embedded[:, :k_used] * weights).astype(np.float32)
+        hidden, right = run.data.hidden, fit.right[:k_used]
+        ndcgs = blocked_ndcg(left, right, scales, fit.seen, hidden, run.k_eval, run.block)
+        rows += [
+            {
+                "transform": run.transform,
+                "gamma": gamma,
+                "alpha": alpha,
+                "beta": round(beta, 6),
+                "k": k_used,
+                "shrink": shrink,
+                "ndcg": ndcg,
+            }
+            for beta, ndcg in zip(betas, ndcgs, strict=True)
+        ]
+    return rows
 
 
 def validation_curve(
@@ -137,6 +255,7 @@ def validation_curve(
     transform: str = "-",
     progress: Progress | None = None,
     k_eval: int = DEFAULT_K,
+    block_cells: int = BLOCK_CELLS,
 ) -> pd.DataFrame:
     """NDCG@k_eval of every grid combination on validation listeners (empty if too few)."""
     grid = parse_grid(grid)
@@ -144,36 +263,13 @@ def validation_curve(
     if data is None:
         log.warning("too few listeners to validate the ranking model: using its defaults")
         return pd.DataFrame(columns=CURVE_COLUMNS)
-    k_eval = min(k_eval, len(song_index) - 1)
+    block = block_size(len(data.users), len(song_index), block_cells)
+    run = _Run(data, grid, min(k_eval, len(song_index) - 1), block, transform)
     rows: list[dict] = []
     fits = list(product(grid["gamma"], grid["alpha"]))
     for step, (gamma, alpha) in enumerate(fits):
-        matrix, _ = rating_matrix(data.train, song_index, gamma)
-        listeners = np.diff(matrix.tocsc().indptr).astype(np.float64)
-        counts = np.maximum(listeners, 1.0)
-        values, vectors = truncated_svd(
-            scaled_matrix(matrix, listeners, alpha), max(grid["k"]), seed
-        )
-        listener = listener_rows(data.visible, data.users, song_index, gamma)
-        seen = listener.toarray() != 0
-        embedded = np.asarray(listener.multiply(counts[None, :] ** -alpha) @ vectors)
-        for k, shrink in product(sorted(set(grid["k"])), grid["shrink"]):
-            k_used = min(k, len(values))
-            weights = shrink_weights(values[:k_used], shrink)
-            base = (embedded[:, :k_used] * weights) @ vectors[:, :k_used].T
-            for offset in grid["beta_offset"]:
-                ndcg = _ndcg(base * counts[None, :] ** (alpha + offset), seen, data.hidden, k_eval)
-                rows.append(
-                    {
-                        "transform": transform,
-                        "gamma": gamma,
-                        "alpha": alpha,
-                        "beta": round(alpha + offset, 6),
-                        "k": k_used,
-                        "shrink": shrink,
-                        "ndcg": ndcg,
-                    }
-                )
+        fit = _fit(data, song_index, gamma, alpha, max(grid["k"]), seed)
+        rows += _grid_rows(run, fit, gamma, alpha)
         if progress is not None:
             progress(step + 1, len(fits), f"{transform} gamma {gamma} alpha {alpha}")
     return pd.DataFrame(rows, columns=CURVE_COLUMNS).drop_duplicates(
