@@ -34,6 +34,7 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import lzma
 import os
 import re
@@ -443,18 +444,29 @@ def _csv_layout(text_head: str, name: str) -> _CsvLayout:
     header-less artist, album, track, date."""
     first = text_head.split("\n", 1)[0].rstrip("\r")
     for delimiter in (",", ";", "\t"):
-        row = next(csv.reader([first], delimiter=delimiter), [])
+        row = _first_row(text_head, delimiter)
         header = _cells(row)
         artist, track = _find(header, ARTIST_COLUMNS), _find(header, TRACK_COLUMNS)
         dated = len(row) == 4 and _LASTFM_DATE.match(row[3])  # a scrobble of "Artist - Track"
         if artist is not None and track is not None and not dated:
             mbid = _find(header, MBID_COLUMNS)
             return _CsvLayout(delimiter, True, artist, track, mbid, None)
-    rows = list(csv.reader(io.StringIO(text_head, newline="")))[:50]
+    try:
+        rows = list(itertools.islice(csv.reader(io.StringIO(text_head, newline="")), 50))
+    except csv.Error:  # the head cut inside a quoted field, say
+        rows = []
     if rows and len(rows[0]) == 4 and any(len(r) == 4 and _LASTFM_DATE.match(r[3]) for r in rows):
         return _CsvLayout(",", False, 0, 2, None, 4)
     shown = first[:80] + ("…" if len(first) > 80 else "")
     raise _not_history(name, f"a table without artist and track columns (first line {shown!r})")
+
+
+def _first_row(text: str, delimiter: str) -> list[str]:
+    """The first record of `text` (a quoted field may hold a line break), [] if none."""
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except csv.Error:
+        return []
 
 
 def _read_csv(data: bytes, head: str, name: str, reader: _Reader) -> str:
