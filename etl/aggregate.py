@@ -33,6 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from songrec.etl.errors import EtlError
+from songrec.etl.listen_blocks import BlockParser
+from songrec.etl.listens import Rejects
 from songrec.etl.output import (
     PLAYS_FILE,
     RATINGS_FILE,
@@ -43,6 +45,15 @@ from songrec.etl.output import (
 )
 from songrec.etl.query import EARLIEST, LATEST, duckdb_plays_sql
 from songrec.etl.ratings import duckdb_ratings_query
+from songrec.etl.staged import (
+    Staged,
+    StagedJson,
+    StagedParquet,
+    StagingFolder,
+    read_staged,
+    stage_dir,
+)
+from songrec.etl.staged import release as release_staged
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +257,10 @@ class PlaysAggregator:
         self._inflight: threading.Thread | None = None
         self._failure: BaseException | None = None
         self.built = False
+        # Where a dump reader stages files for DuckDB to read itself (etl.staged): inside
+        # the private spill folder, so a killed run's leftovers go with it.
+        self.staging = StagingFolder(stage_dir(self.engine.spill))
+        self._parser: BlockParser | None = None  # made when a staged block needs one
         self.con.execute(
             "CREATE TABLE partial (user_name VARCHAR, artist_key VARCHAR, track_key VARCHAR, "
             "artist_spelling VARCHAR, track_spelling VARCHAR, plays BIGINT, "
@@ -253,7 +268,7 @@ class PlaysAggregator:
             "recording_mbid VARCHAR)"
         )
 
-    def add(self, listens: pa.Table | duckdb.DuckDBPyRelation) -> None:
+    def add(self, listens: pa.Table | duckdb.DuckDBPyRelation | Staged) -> None:
         """Aggregate listens (user_name, artist_name, track_name, listened_at and a
         nullable recording_mbid; an Arrow batch without that column has no mbids).
 
@@ -263,7 +278,12 @@ class PlaysAggregator:
         The query runs in a thread of its own while the caller reads on (DuckDB lets go of
         the GIL): parsing the next listens overlaps aggregating these. One batch is in
         flight at a time, so at most twice BUFFER_ROWS listens wait in memory.
+
+        A staged file (etl.staged) is read by this DuckDB itself, then deleted.
         """
+        if isinstance(listens, StagedParquet | StagedJson):
+            self._add_staged(listens)
+            return
         if not isinstance(listens, pa.Table):
             self._settle()
             self._aggregate(listens)
@@ -279,6 +299,37 @@ class PlaysAggregator:
         self._buffered += listens.num_rows
         if self._buffered >= self.buffer_rows:
             self._flush()
+
+    def _add_staged(self, item: Staged) -> None:
+        # Every batch in before: the staged read counts kept listens before and after.
+        self._flush(wait=True)
+        try:
+            outcome = read_staged(
+                self.con, item, self._insert, self._plays_so_far, self.params, self._block_parser
+            )
+        finally:
+            release_staged(item)
+        self.listens_seen += outcome.seen
+        self.outside_window += outcome.outside
+        for table in outcome.tables:
+            self.add(table)
+
+    def _insert(self, select: str, params: dict) -> None:
+        """The listens -> plays query over the listens `select` picks, into partial."""
+        self.con.execute(
+            f"INSERT INTO partial ({_PARTIAL_COLUMNS}) WITH listen AS ({select}) "
+            f"SELECT * FROM ({duckdb_plays_sql('listen')})",
+            {**self.params, **params},
+        )
+
+    def _block_parser(self) -> BlockParser:
+        # One for the run: a connection's first JSON query costs a good part of a second.
+        if self._parser is None:
+            self._parser = BlockParser(Rejects())
+        return self._parser
+
+    def _plays_so_far(self) -> int:
+        return int(self.con.execute("SELECT coalesce(sum(plays), 0) FROM partial").fetchall()[0][0])
 
     def _flush(self, wait: bool = False) -> None:
         """Start aggregating the buffered batches (after the batch in flight); `wait`: and
@@ -336,7 +387,7 @@ class PlaysAggregator:
         if self._kept is not None:
             return self._kept
         self._flush(wait=True)
-        return int(self.con.execute("SELECT coalesce(sum(plays), 0) FROM partial").fetchall()[0][0])
+        return self._plays_so_far()
 
     def build(self, base: Path | None = None) -> None:
         """Merge the partial plays into the tables merged_plays, merged_spellings and
@@ -481,6 +532,8 @@ class PlaysAggregator:
             self.con.interrupt()
             self._inflight.join()
             self._inflight = None
+        if self._parser is not None:
+            self._parser.close()
         self.engine.close()
 
     def __enter__(self) -> PlaysAggregator:

@@ -38,8 +38,17 @@ from songrec.etl.dump_formats import (
 )
 from songrec.etl.dump_parquet import read_parquet_files, read_parquet_stream
 from songrec.etl.errors import EtlError
-from songrec.etl.listen_blocks import BlockParser, parse_stream, rebatch
+from songrec.etl.listen_blocks import BLOCK_BYTES, BlockParser, parse_stream, rebatch
 from songrec.etl.listens import Rejects, parse_lines
+from songrec.etl.staged import (
+    Staged,
+    StagedParquet,
+    StagingFolder,
+    can_stage,
+    regroup,
+    stage_json_lines,
+    stage_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +121,14 @@ class _Shifted:
 
 
 def _json_lines(
-    stream: BinaryIO, name: str, parser: BlockParser, user: str | None
-) -> Iterator[pa.Table]:
-    """Listens of one JSON-lines file; a `.json` holding one array (older exports) too."""
+    stream: BinaryIO,
+    name: str,
+    parser: BlockParser,
+    user: str | None,
+    staging: StagingFolder | None = None,
+) -> Iterator[pa.Table | Staged]:
+    """Listens of one JSON-lines file (staged, when a staging folder is given); a `.json`
+    holding one array (older exports) too."""
     buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream, 1 << 20)
     if uncompressed_name(name).endswith(".json") and buffered.peek(64).lstrip().startswith(b"["):
         try:
@@ -124,6 +138,11 @@ def _json_lines(
         # One listen per array item, numbered like lines.
         lines = (orjson.dumps(item) for item in items)
         yield from parse_lines(lines, parser.rejects, name, user)
+        return
+    if staging is not None:
+        if len(parser.buffer) != BLOCK_BYTES:
+            parser.buffer = bytearray(BLOCK_BYTES)
+        yield from stage_json_lines(buffered, name, user, staging, parser.rejects, parser.buffer)
         return
     yield from parse_stream(buffered, parser, name, user)
 
@@ -144,16 +163,19 @@ class DumpReader:
         self.extra = extra
         self.meter = Meter(on_bytes)
         self.found = 0  # listens files met in the current archive
+        # Where listens files are staged for the aggregating DuckDB (etl.staged); None:
+        # everything is handed over as Arrow batches.
+        self.staging: StagingFolder | None = None
 
-    def read(self, inputs: list[Input]) -> Iterator[pa.Table]:
-        """All listens of all inputs, in batches of about BATCH_ROWS."""
+    def read(self, inputs: list[Input]) -> Iterator[pa.Table | Staged]:
+        """All listens of all inputs, in batches of about BATCH_ROWS (or staged files)."""
         self.parser = BlockParser(self.rejects)
         try:
-            yield from rebatch(self._tables(inputs))
+            yield from regroup(rebatch(self._tables(inputs)))
         finally:
             self.parser.close()
 
-    def _tables(self, inputs: list[Input]) -> Iterator[pa.Table]:
+    def _tables(self, inputs: list[Input]) -> Iterator[pa.Table | Staged]:
         self.extra.setdefault("inputs", [])
         for item in inputs:
             self.extra["inputs"].append({"path": str(item.path), "format": item.kind})
@@ -177,7 +199,7 @@ class DumpReader:
         meta = self.extra.setdefault("dump_metadata", {}).setdefault(item.path.name, {})
         meta[key] = text.decode("utf-8", "replace").strip()
 
-    def _member(self, item: Input, name: str, stream: BinaryIO) -> Iterator[pa.Table]:
+    def _member(self, item: Input, name: str, stream: BinaryIO) -> Iterator[pa.Table | Staged]:
         """Listens of one file inside an archive or folder, by its name."""
         base = Path(name).name
         if base in METADATA_FILES:
@@ -187,6 +209,9 @@ class DumpReader:
         if kind == "parquet":
             self.found += 1
             self._saw(SPARK_DUMP)
+            if self.staging is not None:
+                yield stage_parquet(stream, name, self.staging, self.rejects)
+                return
             # A Parquet file is read from its footer: members of a compressed tar cannot
             # seek, so such a member (128 MB at most in ListenBrainz dumps) is read whole.
             if not item.path.name.lower().endswith(".tar"):
@@ -196,7 +221,9 @@ class DumpReader:
             self.found += 1
             self._saw(JSON_DUMP if kind == "lines" else USER_EXPORT)
             user = None if kind == "lines" else item.user or need_user(Path(name), None)
-            yield from _json_lines(decompressed(stream, name), name, self.parser, user)
+            yield from _json_lines(
+                decompressed(stream, name), name, self.parser, user, self.staging
+            )
 
     def _read_tar(self, item: Input) -> Iterator[pa.Table]:
         self.found = 0
@@ -248,7 +275,7 @@ class DumpReader:
                 self.meter.advance_to(parquet_bytes * rows_done // rows_total)
 
             self._saw(SPARK_DUMP)
-            yield from read_parquet_files(parquet, self.rejects, on_rows)
+            yield from self._parquet_files(parquet, on_rows)
             done = parquet_bytes
         for file in files:
             if file in parquet:
@@ -277,7 +304,23 @@ class DumpReader:
             self.meter.advance_to(item.size * rows_done // rows_total)
 
         self._saw(SPARK_DUMP)
-        yield from read_parquet_files([item.path], self.rejects, on_rows)
+        yield from self._parquet_files([item.path], on_rows)
+
+    def _parquet_files(
+        self, files: list[Path], on_rows: Callable[[int], None]
+    ) -> Iterator[pa.Table | Staged]:
+        """Local Parquet files: handed to the aggregating DuckDB to read in place where
+        it can (a name without pattern characters), else read here."""
+        rest = list(files)
+        if self.staging is not None:
+            rest = [f for f in files if not can_stage(f.absolute())]
+            for file in files:
+                if file not in rest:
+                    rows = _parquet_rows(file)
+                    yield StagedParquet(file, file.name, rows, self.rejects, owned=False)
+                    on_rows(rows)
+        if rest:
+            yield from read_parquet_files(rest, self.rejects, on_rows)
 
 
 def _parquet_rows(path: Path) -> int:
@@ -331,21 +374,38 @@ def dumps_applied(inputs: list[Input]) -> list[dict]:
     return applied
 
 
+class ListenStream:
+    """Listens of planned inputs, to iterate once: Arrow batches, or files staged for
+    the aggregator once `stage_in` has given a staging folder (etl.staged)."""
+
+    def __init__(self, reader: DumpReader, inputs: list[Input], prefetch: int) -> None:
+        self.reader, self.inputs, self.prefetch = reader, inputs, prefetch
+
+    def stage_in(self, folder: StagingFolder) -> None:
+        """Stage listens files in `folder` (where DuckDB can read them by name)."""
+        if can_stage(folder.folder):
+            self.reader.staging = folder
+
+    def __iter__(self) -> Iterator[pa.Table | Staged]:
+        batches = self.reader.read(self.inputs)
+        return _ahead(batches, self.prefetch) if self.prefetch > 0 else batches
+
+
 def read_inputs(
     inputs: list[Input],
     rejects: Rejects,
     extra: dict,
     on_bytes: Callable[[int], None] | None = None,
     prefetch: int = PREFETCH_BATCHES,
-) -> Iterator[pa.Table]:
+) -> ListenStream:
     """Listens of planned inputs, batch by batch (see DumpReader).
 
     With `prefetch` > 0 the reading runs in a background thread that many batches ahead, so
-    decompressing and parsing overlap the caller's aggregation (zstd, numpy and DuckDB let
-    go of the GIL). `rejects` and `extra` are complete once the iterator is exhausted.
+    decompressing and parsing (or staging) overlap the caller's aggregation (zstd, numpy
+    and DuckDB let go of the GIL). `rejects` and `extra` are complete once the iterator is
+    exhausted.
     """
-    batches = DumpReader(rejects, extra, on_bytes).read(inputs)
-    return _ahead(batches, prefetch) if prefetch > 0 else batches
+    return ListenStream(DumpReader(rejects, extra, on_bytes), inputs, prefetch)
 
 
 _DONE = object()

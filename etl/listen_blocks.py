@@ -208,15 +208,28 @@ def parse_stream(
     """Stream a binary file of JSON lines, a block at a time, into tables of valid listens.
 
     The same listens, rejects and example line numbers as `parse_lines` over its lines.
-    One buffer is filled again and again, in reads of READ_BYTES: fresh multi-megabyte
-    bytes objects for every block cost more in page faults than the decompression.
     """
     # One buffer per parser, reused by every file: allocating it costs page faults too.
     if len(parser.buffer) != block_bytes:
         parser.buffer = bytearray(block_bytes)
-    buffer = parser.buffer
-    kept = 0  # bytes of an unfinished line carried to the front of the buffer
     line_no = 1
+    for buffer, end in iter_blocks(stream, parser.buffer):
+        with memoryview(buffer) as view:
+            table, lines = parser.parse(view[:end], source, line_no, user)
+        line_no += lines
+        if table.num_rows:
+            yield table
+
+
+def iter_blocks(stream: BinaryIO, buffer: bytearray) -> Iterator[tuple[bytearray, int]]:
+    """The stream in blocks of whole lines, each `buffer[:end]` (valid until the next):
+    the last block ends where the input does; a byte-order mark at the start is dropped.
+
+    One buffer is filled again and again, in reads of READ_BYTES: fresh multi-megabyte
+    bytes objects for every block cost more in page faults than the decompression. A
+    line longer than the buffer gets a bigger one (the caller's stays as it was).
+    """
+    kept = 0  # bytes of an unfinished line carried to the front of the buffer
     first = True
     while True:
         end, eof = _fill(stream, buffer, kept)
@@ -231,18 +244,24 @@ def parse_stream(
         cut = end if eof else buffer.rfind(b"\n", 0, end) + 1
         if cut == 0:
             # A line longer than the buffer: a bigger buffer, then read on.
-            buffer = parser.buffer = buffer + bytearray(len(buffer))
+            buffer = buffer + bytearray(len(buffer))
             kept = end
             continue
-        with memoryview(buffer) as view:
-            table, lines = parser.parse(view[:cut], source, line_no, user)
-        line_no += lines
-        if table.num_rows:
-            yield table
+        yield buffer, cut
         if eof:
             return
         buffer[: end - cut] = buffer[cut:end]
         kept = end - cut
+
+
+def count_lines(buffer: bytearray, end: int) -> int:
+    """Lines of `buffer[:end]` as BlockParser counts them: each newline ends one, and so
+    does the end of the block when it ends without one."""
+    if not end:
+        return 0
+    # numpy lets go of the GIL while it counts (bytearray.count does not).
+    newlines = np.count_nonzero(np.frombuffer(buffer, np.uint8, end) == 10)
+    return int(newlines) + (buffer[end - 1] != 10)
 
 
 def _fill(stream: BinaryIO, buffer: bytearray, start: int) -> tuple[int, bool]:
@@ -263,6 +282,13 @@ def rebatch(tables: Iterable[pa.Table], batch_rows: int = BATCH_ROWS) -> Iterato
     pending: list[pa.Table] = []
     rows = 0
     for table in tables:
+        if not isinstance(table, pa.Table):
+            # A staged file (etl.staged) goes on as it is, after what came before it.
+            if pending:
+                yield pa.concat_tables(pending)
+                pending, rows = [], 0
+            yield table
+            continue
         pending.append(table)
         rows += table.num_rows
         if rows >= batch_rows:

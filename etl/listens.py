@@ -11,6 +11,7 @@ plays query keeps only canonical ids (etl.mbids). It never rejects a listen.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -49,13 +50,16 @@ class Rejects:
 
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    # A dump reader's thread and the aggregator's (a staged block parsed again) both count.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, reason: str, where: str, n: int = 1) -> None:
         """Count `n` rejected lines under `reason`, remembering the first few places."""
-        self.counts[reason] = self.counts.get(reason, 0) + n
-        kept = self.examples.setdefault(reason, [])
-        if len(kept) < EXAMPLES_PER_REASON:
-            kept.append(where)
+        with self._lock:
+            self.counts[reason] = self.counts.get(reason, 0) + n
+            kept = self.examples.setdefault(reason, [])
+            if len(kept) < EXAMPLES_PER_REASON:
+                kept.append(where)
 
     @property
     def total(self) -> int:

@@ -47,7 +47,7 @@ from songrec.etl.aggregate import (
     folder_dataset,
     write_tables,
 )
-from songrec.etl.dumps import JSON_DUMP, SPARK_DUMP, USER_EXPORT
+from songrec.etl.dumps import JSON_DUMP, SPARK_DUMP, USER_EXPORT, ListenStream
 from songrec.etl.errors import EtlError
 from songrec.etl.listens import EXAMPLES_PER_REASON, Rejects
 from songrec.etl.output import (
@@ -173,6 +173,8 @@ def _aggregate(
     on_batch: Callable[[int], None] | None,
 ) -> int:
     """Feed every batch to the aggregator, count what the query dropped; listens read."""
+    if isinstance(batches, ListenStream):
+        batches.stage_in(aggregator.staging)  # DuckDB reads the dump's files itself
     for batch in batches:
         aggregator.add(batch)
         if on_batch is not None:
