@@ -474,21 +474,26 @@ class PlaysAggregator:
         # so the choice never depends on row order. The song's recording MBID likewise: of
         # the valid ones its listens carried, the one with the most plays, ties to the
         # greatest; NULL when none carried one. Popularity: the sum of capped plays.
+        # Picked by a window's first row, not arg_max: arg_max keeps its strings in
+        # aggregate states DuckDB cannot spill (4M songs ran out of a 2 GB cap), a window
+        # sorts, and sorts spill.
         con.execute(
             """
             CREATE TABLE merged_songs AS
             WITH display AS (
-                SELECT song_id,
-                       arg_max(artist_name, (n, artist_name, track_name)) AS a,
-                       arg_max(track_name, (n, artist_name, track_name)) AS t
+                SELECT song_id, artist_name AS a, track_name AS t
                 FROM (SELECT song_id, artist_name, track_name, sum(plays) AS n
                       FROM merged_spellings GROUP BY ALL)
-                GROUP BY song_id
+                QUALIFY row_number() OVER (
+                    PARTITION BY song_id ORDER BY n DESC, artist_name DESC, track_name DESC
+                ) = 1
             ), mbid AS (
-                SELECT song_id, arg_max(recording_mbid, (n, recording_mbid)) AS recording_mbid
+                SELECT song_id, recording_mbid
                 FROM (SELECT song_id, recording_mbid, sum(plays) AS n
                       FROM merged_spellings WHERE recording_mbid IS NOT NULL GROUP BY ALL)
-                GROUP BY song_id
+                QUALIFY row_number() OVER (
+                    PARTITION BY song_id ORDER BY n DESC, recording_mbid DESC
+                ) = 1
             ), popularity AS (
                 SELECT song_id, sum(least(plays, 10))::BIGINT AS plays,
                        sum(plays)::BIGINT AS raw_plays, count(*)::BIGINT AS listeners
