@@ -7,7 +7,8 @@ Steps (each command in its own process, so its memory is its own):
 2. ETL: `songrec etl dump <dump> --out ...` per size and format: listens/s, CPU seconds,
    peak memory (the process's maxrss, and the sampled resident memory of it and its
    children), DuckDB's disk spill (the peak size of the temp folder the run is given:
-   TMPDIR and working directory point there), the result's pairs and songs. Then the time
+   TMPDIR and working directory point there; the dump files staged for DuckDB to read,
+   etl/staged.py, counted apart), the result's pairs and songs. Then the time
    per listen at the largest size over the smallest (target: within 1.2x);
 3. training: `songrec train --grid quick --top-songs K` on the largest size's ratings for
    each K: fit time, peak memory, artifact size. The quick grid scores its algorithms on a
@@ -58,24 +59,26 @@ POLL_S = 0.25
 TARGET_RATIO = 1.2
 
 
-def folder_bytes(path: Path) -> int:
-    """Disk space used under `path` (allocated blocks: a sparse file counts what it uses)."""
-    total = 0
-    stack = [path]
+def folder_bytes(path: Path) -> tuple[int, int]:
+    """Disk space used under `path` (allocated blocks: a sparse file counts what it uses):
+    (DuckDB's spill, the ETL's staged dump files: what lies in folders named `staged`)."""
+    totals = [0, 0]
+    stack = [(path, 0)]
     while stack:
+        folder, staged = stack.pop()
         try:
-            entries = list(os.scandir(stack.pop()))
+            entries = list(os.scandir(folder))
         except OSError:
             continue
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
+                    stack.append((Path(entry.path), 1 if entry.name == "staged" else staged))
                 else:
-                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    totals[staged] += entry.stat(follow_symlinks=False).st_blocks * 512
             except OSError:
                 continue
-    return total
+    return totals[0], totals[1]
 
 
 def tree_rss(pid: int) -> int:
@@ -117,7 +120,7 @@ def run_measured(
             cwd=cwd,
             start_new_session=True,
         )
-        peak_rss = peak_spill = 0
+        peak_rss = peak_spill = peak_staged = 0
         timed_out = False
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -125,7 +128,8 @@ def run_measured(
                 break
             peak_rss = max(peak_rss, tree_rss(process.pid))
             if spill is not None:
-                peak_spill = max(peak_spill, folder_bytes(spill))
+                spilled, staged = folder_bytes(spill)
+                peak_spill, peak_staged = max(peak_spill, spilled), max(peak_staged, staged)
             if timeout and time.perf_counter() - started > timeout and not timed_out:
                 timed_out = True
                 os.killpg(process.pid, signal.SIGKILL)
@@ -141,6 +145,7 @@ def run_measured(
     }
     if spill is not None:
         result["peak_spill_mb"] = int(peak_spill / 2**20)
+        result["peak_staged_mb"] = int(peak_staged / 2**20)
     if timed_out:
         result["status"] = "failed"
         result["error"] = f"stopped after the {timeout:.0f} s limit"
@@ -394,8 +399,8 @@ def markdown(results: dict) -> str:
         lines += [
             "",
             "| etl dump | listens | listens/s | seconds | CPU s | peak RSS (MB) | "
-            "peak tree RSS (MB) | peak spill (MB) | pairs | songs |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "peak tree RSS (MB) | peak spill (MB) | peak staged (MB) | pairs | songs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
     for r in results["etl"]:
         if r["status"] != "ok":
@@ -404,7 +409,8 @@ def markdown(results: dict) -> str:
         lines.append(
             f"| {r['format']} | {r['listens']:,} | {r['listens_per_s']:,} | {r['seconds']} | "
             f"{r['cpu_s']} | {r['maxrss_mb']:,} | {r['peak_tree_rss_mb']:,} | "
-            f"{r['peak_spill_mb']:,} | {r['pairs']:,} | {r['songs']:,} |"
+            f"{r['peak_spill_mb']:,} | {r.get('peak_staged_mb', 0):,} | {r['pairs']:,} | "
+            f"{r['songs']:,} |"
         )
     for ratio in results["ratios"]:
         verdict = "within" if ratio["within_target"] else "over"
