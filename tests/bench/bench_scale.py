@@ -210,7 +210,7 @@ def run_etl(n: int, fmt: str, dump: Path, work: Path, etl_args: list[str]) -> di
             users=report["users"],
             songs=report["songs"],
             pairs=report["pairs"],
-            out_mb=round(folder_bytes(out) / 2**20, 1),
+            out_mb=round(sum(folder_bytes(out)) / 2**20, 1),
         )
         spilled = (report.get("duckdb") or {}).get("spilled_bytes")
         if spilled is not None:  # what the ETL says it spilled, where it reports that
@@ -249,7 +249,7 @@ def run_train(data: Path, top: int, work: Path, label: str, timeout: float, jobs
             users_kept=trim["users_kept"],
             ratings_kept=trim["ratings_kept"],
             grid_seconds=params.get("grid_seconds"),
-            artifact_mb=round(folder_bytes(model) / 2**20, 1),
+            artifact_mb=round(sum(folder_bytes(model)) / 2**20, 1),
             grid_data=grid_note(model),
         )
     print("  " + json.dumps(row), flush=True)
