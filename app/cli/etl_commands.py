@@ -57,9 +57,9 @@ def engine_options(command: Callable) -> Callable:
         default=DEFAULT_MEMORY_LIMIT,
         show_default=True,
         callback=_memory_limit,
-        help="DuckDB's memory cap (512MB, 4GB...): past it, it spills to a folder under "
-        "$TMPDIR (/tmp by default: put it on a disk with room, not in memory); the process "
-        "needs a few hundred MB more.",
+        help="The run's memory (512MB, 4GB...): DuckDB gets all but 512MB of it (at most "
+        "half) and past that spills to a folder under $TMPDIR (/tmp by default: put it on a "
+        "disk with room, not in memory).",
     )(command)
 
 

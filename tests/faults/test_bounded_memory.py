@@ -83,13 +83,14 @@ MANY_PAIRS = ["--users", "6000", "--songs", "3000", "--listens", "1500000", "--t
 
 def test_many_pairs_under_a_small_memory_limit_spill_and_match_an_uncapped_run(tmp_path) -> None:
     """350k user-song pairs (tens of MB of tables, hash tables and sorts) through a DuckDB
-    capped at 48 MB: the run ends, DuckDB spilled to disk, and every file equals a run
-    under the default cap, order included (the quantile transform's window spills too)."""
+    capped at 48 MB (half of a 96 MB run): the run ends, DuckDB spilled to disk, and every
+    file equals a run under the default cap, order included (the quantile transform's
+    window spills too)."""
     small, default = tmp_path / "small", tmp_path / "default"
     command = [sys.executable, "-c", "from songrec.app.cli import main; main()", "etl", "sample"]
     capped = subprocess.run(
         [*command, *MANY_PAIRS, "quantile", "--out", str(small)]
-        + ["--memory-limit", "48MB", "--threads", "1"],
+        + ["--memory-limit", "96MB", "--threads", "1"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -98,7 +99,8 @@ def test_many_pairs_under_a_small_memory_limit_spill_and_match_an_uncapped_run(t
     assert capped.returncode == 0, capped.stderr[-1000:]
     report = orjson.loads((small / "etl_report.json").read_bytes())
     assert report["pairs"] > 300_000
-    assert report["duckdb"]["memory_limit"] == "48MB" and report["duckdb"]["threads"] == 1
+    assert report["duckdb"]["memory_limit"] == "96MB" and report["duckdb"]["threads"] == 1
+    assert report["duckdb"]["duckdb_memory_limit"] == "45.7 MiB"  # DuckDB's half: 48 MB
     assert report["duckdb"]["spilled_bytes"] > 48 << 20  # more than the cap went to disk
     free = subprocess.run(
         [*command, *MANY_PAIRS, "quantile", "--out", str(default)],
