@@ -277,19 +277,11 @@ class PlaysAggregator:
         # the private spill folder, so a killed run's leftovers go with it.
         self.staging = StagingFolder(stage_dir(self.engine.spill))
         self._parser: BlockParser | None = None  # made when a staged block needs one
-        # Partial plays, kept as two tables: per (listener, song key) and per (song key,
-        # spelling, MBID). Both are built from each batch's plays; the second, without
-        # listeners, stays small, and neither carries what the other's merge does not need
-        # (at 100M listens the one wide table of both was 37M spilled rows, merged twice).
         self.con.execute(
-            "CREATE TABLE partial_plays (user_name VARCHAR, artist_key VARCHAR, "
-            "track_key VARCHAR, plays BIGINT, first_listened_at TIMESTAMPTZ, "
-            "last_listened_at TIMESTAMPTZ)"
-        )
-        self.con.execute(
-            "CREATE TABLE partial_spellings (artist_key VARCHAR, track_key VARCHAR, "
-            "artist_spelling VARCHAR, track_spelling VARCHAR, recording_mbid VARCHAR, "
-            "plays BIGINT)"
+            "CREATE TABLE partial (user_name VARCHAR, artist_key VARCHAR, track_key VARCHAR, "
+            "artist_spelling VARCHAR, track_spelling VARCHAR, plays BIGINT, "
+            "first_listened_at TIMESTAMPTZ, last_listened_at TIMESTAMPTZ, "
+            "recording_mbid VARCHAR)"
         )
 
     def add(self, listens: pa.Table | duckdb.DuckDBPyRelation | Staged) -> None:
@@ -339,28 +331,12 @@ class PlaysAggregator:
             self.add(table)
 
     def _insert(self, select: str, params: dict) -> None:
-        """The listens -> plays query over the listens `select` picks, into the partials."""
-        self._add_partial(
-            f"WITH listen AS ({select}) SELECT * FROM ({duckdb_plays_sql('listen')})",
+        """The listens -> plays query over the listens `select` picks, into partial."""
+        self.con.execute(
+            f"INSERT INTO partial ({_PARTIAL_COLUMNS}) WITH listen AS ({select}) "
+            f"SELECT * FROM ({duckdb_plays_sql('listen')})",
             {**self.params, **params},
         )
-
-    def _add_partial(self, plays_sql: str, params: dict | None = None) -> None:
-        """Rows of `plays_sql` (_PARTIAL_COLUMNS) into partial_plays and partial_spellings."""
-        con = self.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE batch_plays AS {plays_sql}", params or {})
-        try:
-            con.execute(
-                "INSERT INTO partial_plays SELECT user_name, artist_key, track_key, "
-                "sum(plays), min(first_listened_at), max(last_listened_at) "
-                "FROM batch_plays GROUP BY ALL"
-            )
-            con.execute(
-                "INSERT INTO partial_spellings SELECT artist_key, track_key, artist_spelling, "
-                "track_spelling, recording_mbid, sum(plays) FROM batch_plays GROUP BY ALL"
-            )
-        finally:
-            con.execute("DROP TABLE IF EXISTS batch_plays")
 
     def _block_parser(self) -> BlockParser:
         # One for the run: a connection's first JSON query costs a good part of a second.
@@ -369,8 +345,7 @@ class PlaysAggregator:
         return self._parser
 
     def _plays_so_far(self) -> int:
-        sql = "SELECT coalesce(sum(plays), 0) FROM partial_plays"
-        return int(self.con.execute(sql).fetchall()[0][0])
+        return int(self.con.execute("SELECT coalesce(sum(plays), 0) FROM partial").fetchall()[0][0])
 
     def _flush(self, wait: bool = False) -> None:
         """Start aggregating the buffered batches (after the batch in flight); `wait`: and
@@ -404,7 +379,10 @@ class PlaysAggregator:
     def _aggregate(self, listens: pa.Table | duckdb.DuckDBPyRelation) -> None:
         self.con.register("listen", listens)
         try:
-            self._add_partial(duckdb_plays_sql("listen"), self.params)
+            self.con.execute(
+                f"INSERT INTO partial ({_PARTIAL_COLUMNS}) {duckdb_plays_sql('listen')}",
+                self.params,
+            )
         finally:
             self.con.unregister("listen")
 
@@ -414,7 +392,9 @@ class PlaysAggregator:
         self._settle()
         self.con.register("incoming", with_mbid_column(partial))
         try:
-            self._add_partial(f"SELECT {_PARTIAL_COLUMNS} FROM incoming")
+            self.con.execute(
+                f"INSERT INTO partial ({_PARTIAL_COLUMNS}) SELECT {_PARTIAL_COLUMNS} FROM incoming"
+            )
         finally:
             self.con.unregister("incoming")
 
@@ -443,7 +423,7 @@ class PlaysAggregator:
                 SELECT user_name, artist_key, track_key, sum(plays)::BIGINT AS plays,
                        min(first_listened_at)::TIMESTAMP AS first_listened_at,
                        max(last_listened_at)::TIMESTAMP AS last_listened_at
-                FROM partial_plays GROUP BY user_name, artist_key, track_key
+                FROM partial GROUP BY user_name, artist_key, track_key
             )
         """
         # Plays per (song, exact spelling, valid MBID or NULL): what picks a song's
@@ -454,7 +434,7 @@ class PlaysAggregator:
             FROM (
                 SELECT artist_key, track_key, artist_spelling, track_spelling,
                        recording_mbid, sum(plays) AS plays
-                FROM partial_spellings GROUP BY ALL
+                FROM partial GROUP BY ALL
             )
         """
         if base is None:
@@ -505,8 +485,7 @@ class PlaysAggregator:
             finally:
                 con.unregister("base_plays")
                 con.unregister("base_spellings")
-        con.execute("DROP TABLE partial_plays")
-        con.execute("DROP TABLE partial_spellings")
+        con.execute("DROP TABLE partial")
         # The displayed spelling is the one played most; ties go to the greatest spelling
         # so the choice never depends on row order. The song's recording MBID likewise: of
         # the valid ones its listens carried, the one with the most plays, ties to the
