@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import requests
@@ -36,6 +33,7 @@ from google.auth import exceptions as auth_errors
 from google.cloud import bigquery
 from sqlglot import exp
 
+from songrec.etl.aggregate import Engine
 from songrec.etl.errors import EtlError
 from songrec.etl.output import (
     RATINGS_FILE,
@@ -401,31 +399,11 @@ def run_bigquery(
 
     `on_batch(rows, total_rows)` is called after each downloaded batch (a progress bar).
     """
-    check_transform(run.transform)
-    check_out_dir(run.out_dir, run.force)
-    validate_table(table)
-    max_bytes = int(max_gb * GB)
     started = time.perf_counter()
-    _check_window(run.start, run.end)
-    columns = table_columns(client, table)
-    sql = plays_sql_over(table, columns)
-    found = estimate(client, table, run.start, run.end, sql)
-    if found.bytes_processed > max_bytes:
-        raise EtlError(_guard_message(found.bytes_processed, max_bytes))
-    job, rows = query_plays(client, table, run.start, run.end, max_bytes, sql)
-    billed = int(job.total_bytes_billed or 0)
-    run.extra.update(
-        table=table,
-        job_id=job.job_id,
-        bytes_estimated=found.bytes_processed,
-        bytes_processed=int(job.total_bytes_processed or 0),
-        bytes_billed=billed,
-        estimated_usd=round(billed / TIB * ON_DEMAND_USD_PER_TIB, 4),
-        download="storage-api" if read_client is not None else "rest",
+    job, rows, facts = _run_query(
+        run, client, table, max_gb, lambda columns: plays_sql_over(table, columns)
     )
-    if columns is not None:
-        # How the table's own columns were read (a Spark dump's user_id, recording_name...).
-        run.extra["listen_columns"] = columns
+    run.extra.update(facts, download="storage-api" if read_client is not None else "rest")
 
     def progress(count: int) -> None:
         if on_batch is not None:
@@ -460,16 +438,11 @@ class _RatingsSink:
     (ratings by user_name, song_id; songs by plays descending, song_id), as the local ETL
     orders them. Memory stays bounded: DuckDB spills to a private temp folder."""
 
-    def __init__(self, memory_limit: str = "1GB") -> None:
-        self._spill = tempfile.mkdtemp(prefix="songrec-bq-")
-        self.con = duckdb.connect(
-            ":memory:",
-            config={
-                "temp_directory": self._spill,
-                "memory_limit": memory_limit,
-                "preserve_insertion_order": False,
-            },
-        )
+    def __init__(self, memory_limit: str | None, threads: int | None) -> None:
+        # The run's engine: its memory limit, and a spill folder a later run cleans up
+        # after a killed one.
+        self.engine = Engine(memory_limit, threads)
+        self.con = self.engine.con
         self.con.execute(
             "CREATE TABLE result (user_name VARCHAR, song_id VARCHAR, rating BIGINT, "
             "artist_name VARCHAR, track_name VARCHAR, capped_plays BIGINT, raw_plays BIGINT, "
@@ -516,8 +489,8 @@ class _RatingsSink:
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))
 
     def close(self) -> None:
-        self.con.close()
-        shutil.rmtree(self._spill, ignore_errors=True)
+        """Release the engine and its spill folder."""
+        self.engine.close()
 
 
 def run_bigquery_ratings(
@@ -531,19 +504,11 @@ def run_bigquery_ratings(
     """--ratings-only: plays, songs and the transform's ratings all computed in BigQuery;
     only ratings and songs come down. The folder has no plays.parquet: `songrec etl
     ratings` (re-rating), evaluation and graphs, which read plays, cannot use it."""
-    check_transform(run.transform)
-    check_out_dir(run.out_dir, run.force)
-    validate_table(table)
-    max_bytes = int(max_gb * GB)
     started = time.perf_counter()
-    _check_window(run.start, run.end)
-    columns = table_columns(client, table)
-    sql = ratings_only_sql(table, run.transform, columns)
-    found = estimate(client, table, run.start, run.end, sql)
-    if found.bytes_processed > max_bytes:
-        raise EtlError(_guard_message(found.bytes_processed, max_bytes))
-    job, rows = query_plays(client, table, run.start, run.end, max_bytes, sql)
-    sink = _RatingsSink()
+    job, rows, facts = _run_query(
+        run, client, table, max_gb, lambda columns: ratings_only_sql(table, run.transform, columns)
+    )
+    sink = _RatingsSink(run.memory_limit, run.threads)
     try:
         for part in iter_plays(rows, read_client):
             sink.add(part)
@@ -552,7 +517,6 @@ def run_bigquery_ratings(
         listens, users, songs, pairs = sink.counts()
         if pairs == 0:
             raise EtlError(f"no valid listens in {run.source}: nothing to write")
-        billed = int(job.total_bytes_billed or 0)
         report = {
             "source": run.source,
             "source_kind": source_kind(run),
@@ -569,18 +533,11 @@ def run_bigquery_ratings(
             "start": run.start.isoformat(),
             "end": run.end.isoformat(),
             **run.extra,
-            "table": table,
-            "job_id": job.job_id,
-            "bytes_estimated": found.bytes_processed,
-            "bytes_processed": int(job.total_bytes_processed or 0),
-            "bytes_billed": billed,
-            "estimated_usd": round(billed / TIB * ON_DEMAND_USD_PER_TIB, 4),
+            **facts,
             "download": "storage-api" if read_client is not None else "rest",
             # Ratings were made in BigQuery and plays never came down: no plays.parquet.
             "ratings_only": True,
         }
-        if columns is not None:
-            report["listen_columns"] = columns
 
         def fill(tmp: Path) -> None:
             sink.write(tmp / RATINGS_FILE, tmp / SONGS_FILE)
@@ -592,6 +549,41 @@ def run_bigquery_ratings(
         sink.close()
     log.info("wrote %s: %d users, %d songs, %d ratings", run.out_dir, users, songs, pairs)
     return report
+
+
+def _run_query(
+    run: EtlRun,
+    client: bigquery.Client,
+    table: str,
+    max_gb: float,
+    make_sql: Callable[[dict | None], str],
+) -> tuple[object, object, dict]:
+    """Check the run, dry-run the query `make_sql(table's columns)` makes against the
+    bytes guard, run it: (job, rows, the report's facts of the job)."""
+    check_transform(run.transform)
+    check_out_dir(run.out_dir, run.force)
+    validate_table(table)
+    max_bytes = int(max_gb * GB)
+    _check_window(run.start, run.end)
+    columns = table_columns(client, table)
+    sql = make_sql(columns)
+    found = estimate(client, table, run.start, run.end, sql)
+    if found.bytes_processed > max_bytes:
+        raise EtlError(_guard_message(found.bytes_processed, max_bytes))
+    job, rows = query_plays(client, table, run.start, run.end, max_bytes, sql)
+    billed = int(job.total_bytes_billed or 0)
+    facts = {
+        "table": table,
+        "job_id": job.job_id,
+        "bytes_estimated": found.bytes_processed,
+        "bytes_processed": int(job.total_bytes_processed or 0),
+        "bytes_billed": billed,
+        "estimated_usd": round(billed / TIB * ON_DEMAND_USD_PER_TIB, 4),
+    }
+    if columns is not None:
+        # How the table's own columns were read (a Spark dump's user_id, recording_name...).
+        facts["listen_columns"] = columns
+    return job, rows, facts
 
 
 def _check_window(start: datetime, end: datetime) -> None:
