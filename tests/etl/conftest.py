@@ -20,6 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from songrec.app.cli import cli
+from songrec.app.cli.errors import run_cli
 from songrec.etl.mbids import valid_mbid
 from songrec.etl.songs import song_id
 
@@ -271,6 +273,23 @@ def songrec(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
     )
+
+
+@pytest.fixture
+def cli_error(capsys, monkeypatch):
+    """Run songrec in-process as the console script does (`args` after `songrec`); return
+    its one error line, after checking it is the only line and no traceback came out."""
+
+    def run(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", ["songrec", *args])
+        assert run_cli(cli) == 2
+        err = capsys.readouterr().err
+        lines = [x for x in err.splitlines() if x.strip() and "%|" not in x]  # not the bar
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        assert "Traceback" not in err
+        return lines[0]
+
+    return run
 
 
 @pytest.fixture

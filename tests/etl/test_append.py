@@ -4,7 +4,6 @@ over all the listens; a dump already applied, an older folder or another window 
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from songrec.app.cli import cli
-from songrec.app.cli.errors import run_cli
 from songrec.etl.listens import LISTEN_SCHEMA
 from songrec.etl.pipeline import EtlRun, run_listens
 
@@ -29,17 +27,6 @@ INCREMENTAL = "listenbrainz-listens-dump-8-20250302-000000-incremental"
 def _dump(*args: str) -> None:
     result = CliRunner().invoke(cli, ["etl", "dump", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-
-
-def _fails(capsys, monkeypatch, *args: str) -> str:
-    """Run songrec as the console script does; its one error line."""
-    monkeypatch.setattr(sys, "argv", ["songrec", "etl", "dump", *args])
-    assert run_cli(cli) == 2
-    err = capsys.readouterr().err
-    lines = [x for x in err.splitlines() if x.strip() and "%|" not in x]  # not the progress bar
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def _tables(folder: Path) -> dict[str, pa.Table]:
@@ -123,26 +110,26 @@ def test_append_can_change_the_transform(tmp_path, dumps):
     _same_folder(appended, once)
 
 
-def test_a_dump_is_applied_once(tmp_path, dumps, capsys, monkeypatch):
+def test_a_dump_is_applied_once(tmp_path, dumps, cli_error):
     full, incremental, _ = dumps
     folder = tmp_path / "data"
     _dump(str(full), "--out", str(folder))
     _dump(str(incremental), "--append", str(folder))
     before = _snapshot(folder)
-    again = _fails(capsys, monkeypatch, str(incremental), "--append", str(folder))
+    again = cli_error("etl", "dump", str(incremental), "--append", str(folder))
     assert f"{incremental.name} is already in {folder}" in again and "added once" in again
     renamed = tmp_path / "copy-incremental.tar.zst"
     renamed.write_bytes(incremental.read_bytes())
-    error = _fails(capsys, monkeypatch, str(renamed), "--append", str(folder))
+    error = cli_error("etl", "dump", str(renamed), "--append", str(folder))
     assert f"applied as {incremental.name}" in error
-    assert "already in" in _fails(capsys, monkeypatch, str(full), "--append", str(folder))
-    twice = _fails(capsys, monkeypatch, str(full), str(renamed), str(incremental), "--out", "x")
+    assert "already in" in cli_error("etl", "dump", str(full), "--append", str(folder))
+    twice = cli_error("etl", "dump", str(full), str(renamed), str(incremental), "--out", "x")
     assert "holds the same bytes as" in twice
     assert _snapshot(folder) == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_folders_append_cannot_add_to_are_one_line(tmp_path, lb, dumps, capsys, monkeypatch):
+def test_folders_append_cannot_add_to_are_one_line(tmp_path, lb, dumps, cli_error):
     full, incremental, _ = dumps
     old = tmp_path / "old"
     _dump(str(full), "--out", str(old))
@@ -152,31 +139,31 @@ def test_folders_append_cannot_add_to_are_one_line(tmp_path, lb, dumps, capsys, 
     del report["dumps_applied"]
     (old / "etl_report.json").write_text(json.dumps(report))
     before = _snapshot(old)
-    error = _fails(capsys, monkeypatch, str(incremental), "--append", str(old))
+    error = cli_error("etl", "dump", str(incremental), "--append", str(old))
     assert "rebuild this folder with etl dump" in error
     assert _snapshot(old) == before
     sample = tmp_path / "sample"
     args = ["etl", "sample", "--out", str(sample), "--users", "5", "--songs", "20"]
     assert CliRunner().invoke(cli, [*args, "--listens", "100"]).exit_code == 0
-    error = _fails(capsys, monkeypatch, str(incremental), "--append", str(sample))
+    error = cli_error("etl", "dump", str(incremental), "--append", str(sample))
     assert "made from sample, not by etl dump" in error
-    missing = _fails(capsys, monkeypatch, str(incremental), "--append", str(tmp_path / "nope"))
+    missing = cli_error("etl", "dump", str(incremental), "--append", str(tmp_path / "nope"))
     assert "no such folder" in missing
     dated = tmp_path / "dated"
     _dump(str(full), "--out", str(dated), "--start", "2023-01-01")
-    error = _fails(
-        capsys, monkeypatch, str(incremental), "--append", str(dated), "--start", "2024-01-01"
+    error = cli_error(
+        "etl", "dump", str(incremental), "--append", str(dated), "--start", "2024-01-01"
     )
     assert "--append reads the same window" in error
     _dump(str(incremental), "--append", str(dated))  # the folder's window: fine
     assert _report(dated)["start"] == "2023-01-01T00:00:00+00:00"
-    both = _fails(capsys, monkeypatch, str(incremental), "--append", str(dated), "--out", "x")
+    both = cli_error("etl", "dump", str(incremental), "--append", str(dated), "--out", "x")
     assert "either --out" in both
-    neither = _fails(capsys, monkeypatch, str(incremental))
+    neither = cli_error("etl", "dump", str(incremental))
     assert "either --out" in neither
 
 
-def test_a_pipe_cannot_be_appended(tmp_path, dumps, capsys, monkeypatch):
+def test_a_pipe_cannot_be_appended(tmp_path, dumps, cli_error):
     import os
 
     full, incremental, _ = dumps
@@ -188,7 +175,7 @@ def test_a_pipe_cannot_be_appended(tmp_path, dumps, capsys, monkeypatch):
     writer = threading.Thread(target=lambda: pipe.write_bytes(incremental.read_bytes()))
     writer.start()
     try:
-        error = _fails(capsys, monkeypatch, str(pipe), "--append", str(folder))
+        error = cli_error("etl", "dump", str(pipe), "--append", str(folder))
     finally:
         with open(pipe, "rb") as drain:  # let the writer finish whatever happened
             drain.read()

@@ -6,7 +6,6 @@ import gzip
 import json
 import lzma
 import os
-import sys
 import tarfile
 import threading
 from collections import Counter
@@ -21,7 +20,6 @@ import zstandard
 from click.testing import CliRunner
 
 from songrec.app.cli import cli
-from songrec.app.cli.errors import run_cli
 from songrec.etl.dump_formats import plan_inputs, total_bytes
 from songrec.etl.dumps import read_inputs
 from songrec.etl.listens import Rejects
@@ -41,17 +39,6 @@ def _plays(out: Path) -> dict[tuple[str, str], int]:
 
 def _report(out: Path) -> dict:
     return json.loads((out / "etl_report.json").read_text())
-
-
-def _fails(capsys, monkeypatch, *args: str) -> str:
-    """Run songrec in-process as the console script does; return its one error line."""
-    monkeypatch.setattr(sys, "argv", ["songrec", *args])
-    assert run_cli(cli) == 2
-    err = capsys.readouterr().err
-    lines = [x for x in err.splitlines() if x.strip() and "%|" not in x]  # not the progress bar
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_full_dump_tar_zst_into_the_ratings_folder(tmp_path, lb, listens):
@@ -263,7 +250,7 @@ def test_real_user_export_and_invalid_lines(tmp_path, lb):
     assert (report["source_kind"], report["synthetic"]) == ("user-export", False)
 
 
-def test_export_zip_takes_its_user_from_user_json(tmp_path, lb, listens, capsys, monkeypatch):
+def test_export_zip_takes_its_user_from_user_json(tmp_path, lb, listens, cli_error):
     mine = [x for x in listens if x.user == "alice"]
     months = {m: [lb.export_line(x) for x in group] for m, group in _months(mine).items()}
     with_user = lb.write_export_zip(tmp_path / "listenbrainz_rob_1740000000.zip", "rob", months)
@@ -274,7 +261,7 @@ def test_export_zip_takes_its_user_from_user_json(tmp_path, lb, listens, capsys,
     assert _report(out)["source_kind"] == "user-export"
 
     anonymous = lb.write_export_zip(tmp_path / "export.zip", None, months)
-    error = _fails(capsys, monkeypatch, "etl", "dump", str(anonymous), "--out", str(tmp_path / "x"))
+    error = cli_error("etl", "dump", str(anonymous), "--out", str(tmp_path / "x"))
     assert "pass --user NAME" in error
     _dump(str(anonymous), "--user", "rob", "--out", str(tmp_path / "y"))
     assert _plays(tmp_path / "y") == expected
@@ -372,13 +359,11 @@ def _no_leftovers(out: Path) -> None:
     assert [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")] == []
 
 
-def test_bad_inputs_are_one_line_errors(tmp_path, lb, listens, capsys, monkeypatch):
+def test_bad_inputs_are_one_line_errors(tmp_path, lb, listens, cli_error):
     out = tmp_path / "out"
 
     def fails(*paths: Path, extra: tuple[str, ...] = ()) -> str:
-        error = _fails(
-            capsys, monkeypatch, "etl", "dump", *map(str, paths), "--out", str(out), *extra
-        )
+        error = cli_error("etl", "dump", *map(str, paths), "--out", str(out), *extra)
         _no_leftovers(out)
         return error
 
@@ -424,14 +409,12 @@ def test_error_in_a_real_process_is_one_line_and_exit_2(tmp_path, lb):
     ]
 
 
-def test_existing_output_needs_force(tmp_path, lb, listens, capsys, monkeypatch):
+def test_existing_output_needs_force(tmp_path, lb, listens, cli_error):
     path = lb.write_listens_dump(tmp_path / "d.tar.zst", lb.by_month(listens))
     out = tmp_path / "out"
     _dump(str(path), "--out", str(out))
     before = (out / "plays.parquet").read_bytes()
-    assert "pass --force" in _fails(
-        capsys, monkeypatch, "etl", "dump", str(path), "--out", str(out)
-    )
+    assert "pass --force" in cli_error("etl", "dump", str(path), "--out", str(out))
     assert (out / "plays.parquet").read_bytes() == before
     _dump(str(path), "--out", str(out), "--force", "--transform", "quantile")
     assert _report(out)["transform"] == "quantile"
