@@ -29,7 +29,8 @@ from songrec.etl.listens import BATCH_ROWS, LISTEN_SCHEMA, Rejects
 # What each listen field may be called, in order of preference.
 _USER = (("user_name", "{}"), ("user_id", "CAST({} AS VARCHAR)"))
 _TRACK = ("track_name", "recording_name")
-_MAX_TIME = "TIMESTAMPTZ '9999-12-31 23:59:59+00'"
+# 9999-12-31 23:59:59 UTC, the latest time a listen may carry, in microseconds.
+_MAX_MICROS = 253_402_300_799_000_000
 
 
 def listen_select(schema: pa.Schema, relation: str, extra_columns: str = "") -> str:
@@ -43,25 +44,27 @@ def listen_select(schema: pa.Schema, relation: str, extra_columns: str = "") -> 
             f"artist_name and recording_name (or track_name); it has {', '.join(schema.names)}"
         )
     kind = schema.field("listened_at").type
+    # Microseconds since 1970 (UTC), then whole seconds by integer arithmetic: a cast to
+    # TIMESTAMPTZ and date_trunc go through ICU's calendar, ten times slower (1.5 s of a
+    # 10M-listen dump). A timestamp without a zone is UTC, as the session's TimeZone.
     if pa.types.is_timestamp(kind):
-        when = "listened_at::TIMESTAMPTZ"
+        micros = "epoch_us(listened_at)"
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        when = "to_timestamp(listened_at)"
+        micros = "epoch_us(to_timestamp(listened_at))"
     else:
         raise EtlError(f"listened_at is {kind}, not a timestamp or Unix seconds")
     # Any type a writer gave it reads as text; the query then checks the text.
     mbid = "TRY_CAST(recording_mbid AS VARCHAR)" if "recording_mbid" in names else "NULL"
     return f"""
     SELECT u AS user_name, a AS artist_name, t AS track_name,
-           date_trunc('second', ts) AS listened_at, m AS recording_mbid,
+           make_timestamptz(us // 1000000 * 1000000) AS listened_at, m AS recording_mbid,
            CASE WHEN NOT ({usable_sql("u")}) THEN 'bad_user_name'
                 WHEN NOT ({usable_sql("a")}) THEN 'bad_artist_name'
                 WHEN NOT ({usable_sql("t")}) THEN 'bad_track_name'
-                WHEN ts IS NULL THEN 'missing_timestamp'
-                WHEN ts < TIMESTAMPTZ '1970-01-01 00:00:00+00' OR ts > {_MAX_TIME}
-                    THEN 'bad_timestamp'
+                WHEN us IS NULL THEN 'missing_timestamp'
+                WHEN us < 0 OR us > {_MAX_MICROS} THEN 'bad_timestamp'
            END AS reason {extra_columns}
-    FROM (SELECT {user} AS u, artist_name AS a, {track} AS t, {when} AS ts,
+    FROM (SELECT {user} AS u, artist_name AS a, {track} AS t, {micros} AS us,
                  {mbid}::VARCHAR AS m {extra_columns}
           FROM {relation})
     """
