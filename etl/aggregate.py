@@ -415,14 +415,16 @@ class PlaysAggregator:
         self._kept = self.listens_kept()
         con = self.con
         # Merge on the keys first and hash only the merged rows: partial plays can be a
-        # few times the final pairs, and the hash is the costly part.
+        # few times the final pairs, and the hash is the costly part. The times become
+        # TIMESTAMP (UTC) by their microseconds: a cast goes through ICU's calendar, twenty
+        # times slower (1.1 s for 20M rows).
         merged = f"""
             SELECT user_name, {_SONG_ID_SQL} AS song_id, plays,
                    first_listened_at, last_listened_at
             FROM (
                 SELECT user_name, artist_key, track_key, sum(plays)::BIGINT AS plays,
-                       min(first_listened_at)::TIMESTAMP AS first_listened_at,
-                       max(last_listened_at)::TIMESTAMP AS last_listened_at
+                       make_timestamp(epoch_us(min(first_listened_at))) AS first_listened_at,
+                       make_timestamp(epoch_us(max(last_listened_at))) AS last_listened_at
                 FROM partial GROUP BY user_name, artist_key, track_key
             )
         """
