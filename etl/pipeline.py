@@ -104,6 +104,9 @@ class EtlRun:
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT
     threads: int | None = None
     append: bool = False
+    # Fields of `extra` still being computed while the run reads (the dumps'
+    # fingerprints): `settle_extra` waits for them before they are needed.
+    pending: dict[str, Callable[[], object]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.source_kind is not None and self.source_kind not in SOURCE_KINDS:
@@ -223,7 +226,15 @@ def run_partial_plays(
         return write_aggregated(run, aggregator, read, started)
 
 
+def settle_extra(run: EtlRun) -> None:
+    """Wait for the `extra` fields still being computed and put them in."""
+    while run.pending:
+        key, compute = run.pending.popitem()
+        run.extra[key] = compute()
+
+
 def _report(run: EtlRun, counts: Counts, listens_read: int) -> dict:
+    settle_extra(run)
     kind = source_kind(run)
     return {
         "source": run.source,
@@ -419,6 +430,7 @@ def _append(
     with locked_folder(run.out_dir):
         previous = appendable_report(run.out_dir)
         _take_folder_settings(run, previous)
+        settle_extra(run)  # before reading: a dump already applied is refused first
         _refuse_applied(run, previous)
         with memory_errors(run.memory_limit), open_aggregator(run) as aggregator:
             listens_read = _aggregate(run, aggregator, batches, on_batch)

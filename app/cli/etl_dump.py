@@ -15,7 +15,7 @@ from songrec.app.cli.etl_commands import (
 )
 from songrec.app.cli.progress import progress_bar
 from songrec.etl.dump_formats import plan_inputs, total_bytes
-from songrec.etl.dumps import dumps_applied, read_inputs
+from songrec.etl.dumps import Fingerprints, read_inputs
 from songrec.etl.errors import EtlError
 from songrec.etl.output import check_out_dir
 from songrec.etl.pipeline import EtlRun, run_listens
@@ -88,7 +88,7 @@ def dump(
         memory_limit=memory_limit,
         threads=threads,
         append=append_dir is not None,
-        extra={"dumps_applied": dumps_applied(inputs)},
+        pending={"dumps_applied": Fingerprints(inputs).result},
     )
     with progress_bar("dump", total=total_bytes(inputs), unit="B", unit_scale=True) as bar:
         report = run_listens(run, read_inputs(inputs, run.rejects, run.extra, bar.update))
