@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -229,17 +230,35 @@ class Counts:
     pairs: int
 
 
+# What a step callback hears: the step about to run (a full dump spends minutes here).
+Step = Callable[[str], None]
+WRITE_STEPS = 4  # the files write_tables writes (with spellings)
+BUILD_STEPS = 3  # the tables build makes
+
+
+def _no_step(name: str) -> None:
+    """A step callback that does nothing."""
+
+
 def write_tables(
-    con: duckdb.DuckDBPyConnection, folder: Path, transform: str, spellings: bool = True
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    transform: str,
+    spellings: bool = True,
+    on_step: Step = _no_step,
 ) -> None:
     """DuckDB writes the relations merged_plays, merged_songs (and merged_spellings) and
     the ratings by `transform` into `folder`: plays by (user_name, song_id), songs by
     (plays desc, song_id), ratings by (user_name, song_id), spellings by (song_id,
-    names, mbid)."""
+    names, mbid). `on_step(name)` before each file."""
+    on_step(f"writing {PLAYS_FILE}")
     copy_parquet(con, _PLAYS_OUT, folder / PLAYS_FILE)
+    on_step(f"writing {SONGS_FILE}")
     copy_parquet(con, _SONGS_OUT, folder / SONGS_FILE)
+    on_step(f"writing {RATINGS_FILE}")
     copy_parquet(con, duckdb_ratings_query(transform, "merged_plays"), folder / RATINGS_FILE)
     if spellings:
+        on_step(f"writing {SPELLINGS_FILE}")
         copy_parquet(con, _SPELLINGS_OUT, folder / SPELLINGS_FILE)
 
 
@@ -405,10 +424,11 @@ class PlaysAggregator:
         self._flush(wait=True)
         return self._plays_so_far()
 
-    def build(self, base: Path | None = None) -> None:
+    def build(self, base: Path | None = None, on_step: Step = _no_step) -> None:
         """Merge the partial plays into the tables merged_plays, merged_spellings and
         merged_songs, inside DuckDB; with `base` (a ratings folder being appended to),
         its plays and spellings are merged in too. The partial plays are dropped after.
+        `on_step(name)` before each of its BUILD_STEPS tables.
         """
         if self.built:
             raise RuntimeError("PlaysAggregator.build runs once")
@@ -439,8 +459,10 @@ class PlaysAggregator:
                 FROM partial GROUP BY ALL
             )
         """
+        on_step("merging plays")
         if base is None:
             con.execute(f"CREATE TABLE merged_plays AS {merged}")
+            on_step("merging spellings")
             con.execute(f"CREATE TABLE merged_spellings AS {spellings}")
         else:
             con.register(
@@ -472,6 +494,7 @@ class PlaysAggregator:
                     GROUP BY user_name, song_id
                     """
                 )
+                on_step("merging spellings")
                 con.execute(
                     f"""
                     CREATE TABLE merged_spellings AS
@@ -495,6 +518,7 @@ class PlaysAggregator:
         # Picked by a window's first row, not arg_max: arg_max keeps its strings in
         # aggregate states DuckDB cannot spill (4M songs ran out of a 2 GB cap), a window
         # sorts, and sorts spill.
+        on_step("songs")
         con.execute(
             """
             CREATE TABLE merged_songs AS
@@ -534,9 +558,10 @@ class PlaysAggregator:
         log.info("merged %d plays over %d songs", pairs, songs)
         return Counts(users=int(users), songs=int(songs), pairs=int(pairs))
 
-    def write(self, folder: Path, transform: str) -> None:
-        """DuckDB writes the built tables and the ratings by `transform` into `folder`."""
-        write_tables(self.con, folder, transform)
+    def write(self, folder: Path, transform: str, on_step: Step = _no_step) -> None:
+        """DuckDB writes the built tables and the ratings by `transform` into `folder`
+        (`on_step(name)` before each of its WRITE_STEPS files)."""
+        write_tables(self.con, folder, transform, on_step=on_step)
 
     def finish(self) -> tuple[pa.Table, pa.Table]:
         """Build, then the (plays, songs) tables as Arrow, in the files' order: for small

@@ -40,7 +40,9 @@ import duckdb
 import pyarrow as pa
 
 from songrec.etl.aggregate import (
+    BUILD_STEPS,
     DEFAULT_MEMORY_LIMIT,
+    WRITE_STEPS,
     Counts,
     Engine,
     PlaysAggregator,
@@ -107,6 +109,10 @@ class EtlRun:
     # Fields of `extra` still being computed while the run reads (the dumps'
     # fingerprints): `settle_extra` waits for them before they are needed.
     pending: dict[str, Callable[[], object]] = field(default_factory=dict)
+    # Called before each step after the reading (merging, writing each file) with the
+    # steps done, their total and the step's name, then once more when all are done:
+    # on a full dump these take minutes, and a CLI shows them as a bar.
+    on_step: Callable[[int, int, str], None] | None = None
 
     def __post_init__(self) -> None:
         if self.source_kind is not None and self.source_kind not in SOURCE_KINDS:
@@ -257,6 +263,23 @@ def _report(run: EtlRun, counts: Counts, listens_read: int) -> dict:
     }
 
 
+class _Steps:
+    """Counts the build and write steps for EtlRun.on_step."""
+
+    def __init__(self, report: Callable[[int, int, str], None] | None, total: int) -> None:
+        self.report, self.total, self.done = report, total, 0
+
+    def __call__(self, name: str) -> None:
+        if self.report is not None:
+            self.report(self.done, self.total, name)
+        self.done += 1
+
+    def finish(self) -> None:
+        """All steps done."""
+        if self.report is not None:
+            self.report(self.total, self.total, "written")
+
+
 def write_aggregated(
     run: EtlRun,
     aggregator: PlaysAggregator,
@@ -267,8 +290,9 @@ def write_aggregated(
     """Build the tables in the aggregator's DuckDB and have it write the folder
     `run.out_dir` (replaced atomically); with `base` (the same folder, appended to) its
     plays and spellings are merged in. Returns the report."""
+    step = _Steps(run.on_step, BUILD_STEPS + WRITE_STEPS)
     with memory_errors(run.memory_limit):
-        aggregator.build(base)
+        aggregator.build(base, step)
         counts = aggregator.counts()
     if counts.pairs == 0:
         raise EtlError(f"no valid listens in {run.source}: nothing to write")
@@ -276,7 +300,8 @@ def write_aggregated(
 
     def fill(tmp: Path) -> None:
         with memory_errors(run.memory_limit):
-            aggregator.write(tmp, run.transform)
+            aggregator.write(tmp, run.transform, step)
+        step.finish()
         report["duckdb"] = aggregator.stats()
         report["seconds"] = round(time.perf_counter() - started, 3)
         write_report(report, tmp / REPORT_FILE)

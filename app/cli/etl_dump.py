@@ -13,7 +13,7 @@ from songrec.app.cli.etl_commands import (
     engine_options,
     parse_date,
 )
-from songrec.app.cli.progress import progress_bar
+from songrec.app.cli.progress import StepBar, progress_bar
 from songrec.etl.dump_formats import plan_inputs, total_bytes
 from songrec.etl.dumps import Fingerprints, read_inputs
 from songrec.etl.errors import EtlError
@@ -90,7 +90,11 @@ def dump(
         append=append_dir is not None,
         pending={"dumps_applied": Fingerprints(inputs).result},
     )
-    with progress_bar("dump", total=total_bytes(inputs), unit="B", unit_scale=True) as bar:
+    with (
+        progress_bar("dump", total=total_bytes(inputs), unit="B", unit_scale=True) as bar,
+        StepBar("build", before=bar) as steps,
+    ):
+        run.on_step = steps
         report = run_listens(run, read_inputs(inputs, run.rejects, run.extra, bar.update))
     echo_report(report)
 

@@ -131,3 +131,29 @@ def progress_bar(
             total=total, desc=desc, unit=unit, unit_scale=unit_scale, disable=disable
         )
     return LogBar(total=total, desc=desc, unit=unit, unit_scale=unit_scale, disable=disable)
+
+
+class StepBar:
+    """A bar over a run's steps after its reading (EtlRun.on_step): opened at the first
+    step, once the bar `before` it (the reading's) is closed, so the two never share a
+    line."""
+
+    def __init__(self, desc: str, before: Bar | None = None) -> None:
+        self.desc = desc
+        self.before = before
+        self.bar: Bar | None = None
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        if self.bar is None:
+            if self.before is not None:
+                self.before.close()
+            self.bar = progress_bar(self.desc, total=total, unit="step")
+        self.bar.set_postfix_str(name, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def __enter__(self) -> StepBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -409,6 +409,17 @@ def test_error_in_a_real_process_is_one_line_and_exit_2(tmp_path, lb):
     ]
 
 
+def test_a_real_dump_run_logs_the_reading_then_the_build_steps(tmp_path, lb, listens):
+    # stderr is a pipe (a log): one line per bar. The steps after the reading (merging,
+    # writing each file) take minutes on a full dump, so they have a bar of their own.
+    path = lb.write_listens_dump(tmp_path / "d.tar.zst", lb.by_month(listens))
+    result = lb.songrec("etl", "dump", str(path), "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    bars = [line for line in result.stderr.splitlines() if line.startswith(("dump:", "build:"))]
+    assert [line.split(":")[0] for line in bars] == ["dump", "build"], result.stderr
+    assert bars[1].startswith("build: 100% 7/7 ") and bars[1].endswith(", written]")
+
+
 def test_existing_output_needs_force(tmp_path, lb, listens, cli_error):
     path = lb.write_listens_dump(tmp_path / "d.tar.zst", lb.by_month(listens))
     out = tmp_path / "out"

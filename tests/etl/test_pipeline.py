@@ -288,3 +288,28 @@ def test_a_batch_aggregated_in_the_background_fails_in_the_callers_thread(tmp_pa
     with pytest.raises(duckdb.Error):
         run_listens(EtlRun(source="t", out_dir=tmp_path / "out"), [bad])
     assert not (tmp_path / "out").exists()
+
+
+def test_the_steps_after_reading_are_reported_in_order(tmp_path):
+    listens = pa.table(
+        {
+            "user_name": ["ann", "bob"],
+            "artist_name": ["A", "B"],
+            "track_name": ["x", "y"],
+            "listened_at": pa.array([1_700_000_000, 1_700_000_100], pa.timestamp("s", tz="UTC")),
+        }
+    )
+    heard = []
+    run = EtlRun(source="test", out_dir=tmp_path / "out", on_step=lambda *a: heard.append(a))
+    run_listens(run, [listens])
+    names = [
+        "merging plays",
+        "merging spellings",
+        "songs",
+        "writing plays.parquet",
+        "writing songs.parquet",
+        "writing ratings.parquet",
+        "writing spellings.parquet",
+        "written",
+    ]
+    assert heard == [(done, 7, name) for done, name in enumerate(names)]
