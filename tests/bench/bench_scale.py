@@ -49,6 +49,10 @@ from scale_dump import FORMATS, ScaleSpec, count_label, matches, parse_count  # 
 
 SONGREC = [sys.executable, "-c", "from songrec.app.cli import main; main()"]
 DEFAULT_WORK = REPO / ".songrec" / "bench-scale"
+# A grid for the largest catalogues: quick's Surprise algorithms, and one ranking setting
+# (the one validation picked at 352k songs) instead of 45 per fit over 15 fits, which at
+# 1M songs would take hours (docs/scale.md).
+SCALE_GRID = Path(__file__).with_name("grid_scale.json")
 SIZES = ["10M", "100M"]
 QUICK_SIZES = ["1M", "10M"]
 TOP_SONGS = ["10k", "100k", "1M"]
@@ -219,8 +223,10 @@ def run_etl(n: int, fmt: str, dump: Path, work: Path, etl_args: list[str]) -> di
     return row
 
 
-def run_train(data: Path, top: int, work: Path, label: str, timeout: float, jobs: int) -> dict:
-    """`songrec train --grid quick --top-songs top`, measured; the model's numbers."""
+def run_train(
+    data: Path, top: int, work: Path, label: str, timeout: float, jobs: int, grid: str = "quick"
+) -> dict:
+    """`songrec train --grid GRID --top-songs top`, measured; the model's numbers."""
     model = work / f"model-{label}-{count_label(top)}"
     command = [
         *SONGREC,
@@ -230,7 +236,7 @@ def run_train(data: Path, top: int, work: Path, label: str, timeout: float, jobs
         "--out",
         str(model),
         "--grid",
-        "quick",
+        grid,
         "--top-songs",
         str(top),
         "--jobs",
@@ -421,9 +427,9 @@ def markdown(results: dict) -> str:
     if results["train"]:
         lines += [
             "",
-            f"Training on {results['train_data']} (`--grid quick`: the grid search scores on "
-            "a fixed-seed subsample of whole users, about 80k ratings; holdout, final SVD and "
-            "ranking model use every kept rating).",
+            f"Training on {results['train_data']} (`--grid {results['args']['grid']}`: the "
+            "grid search scores on a fixed-seed subsample of whole users, about 80k ratings; "
+            "holdout, final SVD and ranking model use every kept rating).",
             "",
             "| top songs | songs kept | ratings kept | grid scored on | train (s) | grid (s) | "
             "peak RSS (MB) | peak tree RSS (MB) | artifact (MB) | app ready (s) | "
@@ -467,6 +473,11 @@ def main() -> None:
     parser.add_argument("--train-timeout", type=float, default=4 * 3600, help="seconds")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="train --jobs")
     parser.add_argument(
+        "--grid",
+        default="quick",
+        help=f"train --grid (quick; {SCALE_GRID.name}: one ranking setting, for 1M songs)",
+    )
+    parser.add_argument(
         "--etl-args", default="", help="extra `songrec etl dump` options, one string"
     )
     parser.add_argument("--app-child", type=Path, help=argparse.SUPPRESS)
@@ -488,7 +499,10 @@ def main() -> None:
         "top_songs": tops,
         "formats": list(formats),
         "etl_args": args.etl_args,
+        "grid": Path(args.grid).name,
     }
+    # A grid file goes to train by its absolute path (train runs in the work folder).
+    grid = str(Path(args.grid).resolve()) if Path(args.grid).is_file() else args.grid
     dumps = {}
     for n in sizes:
         manifest = build_dumps(n, work, formats)
@@ -518,7 +532,9 @@ def main() -> None:
             results["train_data"] += ": missing (ETL failed or not run)"
         else:
             for top in tops:
-                row = run_train(data, top, work, count_label(size), args.train_timeout, args.jobs)
+                row = run_train(
+                    data, top, work, count_label(size), args.train_timeout, args.jobs, grid
+                )
                 results["train"].append(row)
                 if row["status"] == "ok":
                     label = f"{count_label(size)}-{count_label(top)}"
