@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from songrec.models.errors import ModelError
+from songrec.models.ranking.validate import parse_grid as parse_ranking_grid
 from songrec.models.rating.grid import ALGORITHMS, expand, load_grid, parse_grid
 
 EVERY_ALGORITHM = {
@@ -88,3 +90,12 @@ def test_grid_argument_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ModelError, match="bad.json is not valid"):
         load_grid(str(bad))
+
+
+def test_the_scale_benchmarks_grid_loads_with_one_ranking_setting():
+    # tests/bench/grid_scale.json: what `bench_scale.py --grid` trains 1M songs with.
+    path = Path(__file__).parents[2] / "bench" / "grid_scale.json"
+    grid = load_grid(str(path))
+    assert "SVD" in grid.algorithms and grid.subsample_ratings == 80_000
+    ranking = parse_ranking_grid(grid.ranking)
+    assert all(len(values) == 1 for values in ranking.values()), ranking
