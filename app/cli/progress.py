@@ -134,9 +134,10 @@ def progress_bar(
 
 
 class StepBar:
-    """A bar over a run's steps after its reading (EtlRun.on_step): opened at the first
-    step, once the bar `before` it (the reading's) is closed, so the two never share a
-    line."""
+    """A bar over a run's steps after its reading (EtlRun.on_step), opened at the first
+    step below the reading's bar (`before`), which stays open until both close: a run
+    that fails in a later step then prints only its error, and a log gets the reading's
+    line before the steps'."""
 
     def __init__(self, desc: str, before: Bar | None = None) -> None:
         self.desc = desc
@@ -145,8 +146,6 @@ class StepBar:
 
     def __call__(self, done: int, total: int, name: str) -> None:
         if self.bar is None:
-            if self.before is not None:
-                self.before.close()
             self.bar = progress_bar(self.desc, total=total, unit="step")
         self.bar.set_postfix_str(name, refresh=False)
         self.bar.update(done - self.bar.n)
@@ -155,5 +154,7 @@ class StepBar:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.before is not None:
+            self.before.close()
         if self.bar is not None:
             self.bar.close()

@@ -123,16 +123,28 @@ def test_on_a_terminal_the_bar_is_tqdm_and_an_error_wipes_it():
     assert screen[1] == "error: broken"
 
 
-def test_a_step_bar_closes_the_bar_before_it_and_counts_the_steps(capsys):
+def test_a_step_bar_counts_the_steps_after_the_reading_bar(capsys):
     # In a log (stderr captured, not a terminal): the reading's line first, then one
     # line for the steps once they are all done.
     with progress_bar("dump", total=10, unit="B") as before, StepBar("build", before) as step:
         before.update(10)
         step(0, 3, "merging plays")
-        assert before.closed  # the reading's bar ends when the first step begins
         step(1, 3, "songs")
         step(2, 3, "writing plays.parquet")
         step(3, 3, "written")
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(":")[0] for line in lines] == ["dump", "build"]
     assert lines[1].startswith("build: 100% 3/3 ") and lines[1].endswith(", written]")
+
+
+def test_a_run_failing_in_a_step_prints_no_bar(capsys):
+    # The reading finished, a later step failed: only the error may follow.
+    with pytest.raises(RuntimeError):
+        with (
+            progress_bar("dump", total=10, unit="B") as before,
+            StepBar("build", before) as step,
+        ):
+            before.update(10)
+            step(0, 3, "merging plays")
+            raise RuntimeError("out of memory")
+    assert capsys.readouterr().err == ""
