@@ -78,6 +78,7 @@ def listen_select(schema: pa.Schema, relation: str, extra_columns: str = "") -> 
 def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # songrec has its own
     con.execute("SET preserve_insertion_order = false")
     return con
 

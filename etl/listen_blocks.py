@@ -123,6 +123,7 @@ class BlockParser:
     def __init__(self, rejects: Rejects) -> None:
         self.rejects = rejects
         self.con = duckdb.connect(":memory:")
+        self.con.execute("SET enable_progress_bar = false")  # songrec has its own
         self.sql = {False: block_sql(False), True: block_sql(True)}
         self.buffer = bytearray()  # parse_stream's read buffer, kept between files
 

@@ -33,6 +33,7 @@ def _read(con: duckdb.DuckDBPyConnection, sql: str, path: Path, files: dict) -> 
 
     `files` maps the query's $parameters to paths: paths never enter the SQL text.
     """
+    con.execute("SET enable_progress_bar = false")  # songrec has its own
     with tempfile.TemporaryDirectory(prefix="songrec-paths-") as links:
         params = {}
         for name, file in files.items():

@@ -64,6 +64,8 @@ def transform_ratings(plays: pa.Table, transform: str = DEFAULT_TRANSFORM) -> pa
     query = duckdb_ratings_query(transform, "plays_in")
     con = duckdb.connect(":memory:")
     try:
+        # No bar of DuckDB's own: training rates millions of plays here, under its bar.
+        con.execute("SET enable_progress_bar = false")
         con.register("plays_in", plays)
         return con.sql(query).to_arrow_table()
     finally:
