@@ -56,7 +56,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python tests/bench/bench_models.py
 	$(BIN)/python tests/bench/bench_app.py
 
-## bench-scale: ETL at 10M and 100M listens, training at 10k-1M songs (hours, ~25 GB disk;
+## bench-scale: ETL at 10M and 100M listens, training at 10k-1M songs (~80 min, ~30 GB disk;
 ## SCALE_ARGS=--quick: 1M and 10M listens, minutes). Not part of `make test`. docs/scale.md
 bench-scale: $(TEST_STAMP)
 	$(BIN)/python tests/bench/bench_scale.py $(SCALE_ARGS)

@@ -11,9 +11,11 @@ Steps (each command in its own process, so its memory is its own):
    etl/staged.py, counted apart), the result's pairs and songs. Then the time
    per listen at the largest size over the smallest (target: within 1.2x);
 3. training: `songrec train --grid quick --top-songs K` on the largest size's ratings for
-   each K: fit time, peak memory, artifact size. The quick grid scores its algorithms on a
-   fixed-seed subsample of whole users (about 80k ratings, whatever the size); the 80/20
-   holdout, the final SVD and the ranking model use every kept rating;
+   each K (from 500k songs `--grid tests/bench/grid_scale.json`: quick's algorithms and one
+   ranking setting, as the full ranking grid would take hours; `--grid` sets it for all):
+   fit time, peak memory, artifact size. Both grids score their algorithms on a fixed-seed
+   subsample of whole users (about 80k ratings, whatever the size); the 80/20 holdout, the
+   final SVD and the ranking model use every kept rating;
 4. the app, per trained model, in a fresh process: load time (load_model with checksums,
    Recommender, its training matrix, the search index: what the page does under its
    loading spinner) and recommendation latency (20 ratings, instant fold-in, 100 listeners).
@@ -53,6 +55,7 @@ DEFAULT_WORK = REPO / ".songrec" / "bench-scale"
 # (the one validation picked at 352k songs) instead of 45 per fit over 15 fits, which at
 # 1M songs would take hours (docs/scale.md).
 SCALE_GRID = Path(__file__).with_name("grid_scale.json")
+SCALE_GRID_FROM = 500_000  # top songs from which the default grid is SCALE_GRID
 SIZES = ["10M", "100M"]
 QUICK_SIZES = ["1M", "10M"]
 TOP_SONGS = ["10k", "100k", "1M"]
@@ -256,10 +259,18 @@ def run_train(
             ratings_kept=trim["ratings_kept"],
             grid_seconds=params.get("grid_seconds"),
             artifact_mb=round(sum(folder_bytes(model)) / 2**20, 1),
-            grid_data=grid_note(model),
+            grid_data=f"{Path(grid).stem}: {grid_note(model)}",
         )
     print("  " + json.dumps(row), flush=True)
     return row
+
+
+def train_grid(given: str | None, top: int) -> str:
+    """The grid `train` gets: the one given (a file by its absolute path: train runs in
+    the work folder), else quick, or SCALE_GRID from SCALE_GRID_FROM songs."""
+    if given is None:
+        return "quick" if top < SCALE_GRID_FROM else str(SCALE_GRID)
+    return str(Path(given).resolve()) if Path(given).is_file() else given
 
 
 def grid_note(model: Path) -> str:
@@ -427,8 +438,10 @@ def markdown(results: dict) -> str:
     if results["train"]:
         lines += [
             "",
-            f"Training on {results['train_data']} (`--grid {results['args']['grid']}`: the "
+            f"Training on {results['train_data']} (`--grid` quick below "
+            f"{SCALE_GRID_FROM:,} songs, {SCALE_GRID.stem} from there, unless given: the "
             "grid search scores on a fixed-seed subsample of whole users, about 80k ratings; "
+            f"{SCALE_GRID.stem} validates one ranking setting instead of 45 per SVD over 15; "
             "holdout, final SVD and ranking model use every kept rating).",
             "",
             "| top songs | songs kept | ratings kept | grid scored on | train (s) | grid (s) | "
@@ -474,8 +487,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="train --jobs")
     parser.add_argument(
         "--grid",
-        default="quick",
-        help=f"train --grid (quick; {SCALE_GRID.name}: one ranking setting, for 1M songs)",
+        help=f"train --grid (default: quick below {SCALE_GRID_FROM:,} songs, {SCALE_GRID.name} "
+        "from there: one ranking setting)",
     )
     parser.add_argument(
         "--etl-args", default="", help="extra `songrec etl dump` options, one string"
@@ -499,10 +512,8 @@ def main() -> None:
         "top_songs": tops,
         "formats": list(formats),
         "etl_args": args.etl_args,
-        "grid": Path(args.grid).name,
+        "grid": args.grid,
     }
-    # A grid file goes to train by its absolute path (train runs in the work folder).
-    grid = str(Path(args.grid).resolve()) if Path(args.grid).is_file() else args.grid
     dumps = {}
     for n in sizes:
         manifest = build_dumps(n, work, formats)
@@ -533,7 +544,13 @@ def main() -> None:
         else:
             for top in tops:
                 row = run_train(
-                    data, top, work, count_label(size), args.train_timeout, args.jobs, grid
+                    data,
+                    top,
+                    work,
+                    count_label(size),
+                    args.train_timeout,
+                    args.jobs,
+                    train_grid(args.grid, top),
                 )
                 results["train"].append(row)
                 if row["status"] == "ok":
