@@ -364,7 +364,7 @@ class Fingerprints:
 
     def __init__(self, inputs: list[Input]) -> None:
         self._applied: list[dict] | None = None
-        self._failure: EtlError | None = None
+        self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
         if len(inputs) > 1:
             self._applied = dumps_applied(inputs)
@@ -377,7 +377,7 @@ class Fingerprints:
     def _hash(self, inputs: list[Input]) -> None:
         try:
             self._applied = dumps_applied(inputs)
-        except EtlError as exc:  # raised in the caller's thread by result()
+        except BaseException as exc:  # raised in the caller's thread by result()
             self._failure = exc
 
     def result(self) -> list[dict]:
