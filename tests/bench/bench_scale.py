@@ -227,7 +227,7 @@ def run_etl(n: int, fmt: str, dump: Path, work: Path, etl_args: list[str]) -> di
 
 
 def run_train(
-    data: Path, top: int, work: Path, label: str, timeout: float, jobs: int, grid: str = "quick"
+    data: Path, top: int, work: Path, label: str, timeout: float, jobs: int, grid: str
 ) -> dict:
     """`songrec train --grid GRID --top-songs top`, measured; the model's numbers."""
     model = work / f"model-{label}-{count_label(top)}"
@@ -266,8 +266,9 @@ def run_train(
 
 
 def train_grid(given: str | None, top: int) -> str:
-    """The grid `train` gets: the one given (a file by its absolute path: train runs in
-    the work folder), else quick, or SCALE_GRID from SCALE_GRID_FROM songs."""
+    """The grid `train` gets: the one given (a file by its absolute path, so the logged
+    command names it wherever it is rerun), else quick, or SCALE_GRID from SCALE_GRID_FROM
+    songs."""
     if given is None:
         return "quick" if top < SCALE_GRID_FROM else str(SCALE_GRID)
     return str(Path(given).resolve()) if Path(given).is_file() else given
