@@ -246,14 +246,18 @@ class TarMember(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        if self.left <= 0:
-            return 0
+        # Fills the buffer (or the rest of the member) or raises: a stream cut inside
+        # the member must be an error, never a short read that looks like its end.
+        done = 0
         with memoryview(buffer) as view:
-            n = self.stream.readinto(view[: min(len(view), self.left)])
-        if not n:
-            raise EOFError("tar archive ends inside a member")
-        self.left -= n
-        return n
+            want = min(len(view), self.left)
+            while done < want:
+                n = self.stream.readinto(view[done:want])
+                if not n:
+                    raise EOFError("tar archive ends inside a member")
+                done += n
+        self.left -= done
+        return done
 
     def readall(self) -> bytes:
         data = bytearray(self.left)
