@@ -84,19 +84,26 @@ MBID_COLUMN = "recording_mbid"
 _SONG_ID_SQL = (
     "substr(md5(CAST(strlen(artist_key) AS VARCHAR) || ':' || artist_key || track_key), 1, 16)"
 )
-# The built tables, as the files hold them and in the files' order.
+# Inside a run a song is its song_id's 16 hex digits as an integer: 8 bytes where the key
+# strings and the hex id take tens, in tables of tens of millions of partial rows; the id's
+# text comes back at the merge, and sorts the same (fixed width, lower case).
+_SONG_SQL = f"('0x' || {_SONG_ID_SQL})::UBIGINT"
+_SONG_ID_OF = "printf('%016x', song)"
+# The built tables (songs as integers), as the files hold them and in the files' order.
 _PLAYS_OUT = (
-    "SELECT user_name, song_id, plays, first_listened_at, last_listened_at "
-    "FROM merged_plays ORDER BY user_name, song_id"
+    f"SELECT user_name, {_SONG_ID_OF} AS song_id, plays, first_listened_at, last_listened_at "
+    "FROM merged_plays ORDER BY user_name, song"
 )
 _SONGS_OUT = (
-    "SELECT song_id, artist_name, track_name, plays, raw_plays, listeners, recording_mbid "
-    "FROM merged_songs ORDER BY plays DESC, song_id"
+    f"SELECT {_SONG_ID_OF} AS song_id, artist_name, track_name, plays, raw_plays, listeners, "
+    "recording_mbid FROM merged_songs ORDER BY plays DESC, song"
 )
 _SPELLINGS_OUT = (
-    "SELECT song_id, artist_name, track_name, recording_mbid, plays FROM merged_spellings "
-    "ORDER BY song_id, artist_name, track_name, recording_mbid NULLS FIRST"
+    f"SELECT {_SONG_ID_OF} AS song_id, artist_name, track_name, recording_mbid, plays "
+    "FROM merged_spellings ORDER BY song, artist_name, track_name, recording_mbid NULLS FIRST"
 )
+# What the ratings transform reads: user_name, song_id (its text) and plays.
+_RATED_VIEW = f"SELECT user_name, {_SONG_ID_OF} AS song_id, plays FROM merged_plays"
 
 
 def check_memory_limit(value: str) -> str:
@@ -247,16 +254,17 @@ def write_tables(
     spellings: bool = True,
     on_step: Step = _no_step,
 ) -> None:
-    """DuckDB writes the relations merged_plays, merged_songs (and merged_spellings) and
-    the ratings by `transform` into `folder`: plays by (user_name, song_id), songs by
-    (plays desc, song_id), ratings by (user_name, song_id), spellings by (song_id,
-    names, mbid). `on_step(name)` before each file."""
+    """DuckDB writes the tables merged_plays, merged_songs (and merged_spellings), whose
+    songs are integers (`song`), and the ratings by `transform` into `folder`: plays by
+    (user_name, song_id), songs by (plays desc, song_id), ratings by (user_name, song_id),
+    spellings by (song_id, names, mbid). `on_step(name)` before each file."""
     on_step(f"writing {PLAYS_FILE}")
     copy_parquet(con, _PLAYS_OUT, folder / PLAYS_FILE)
     on_step(f"writing {SONGS_FILE}")
     copy_parquet(con, _SONGS_OUT, folder / SONGS_FILE)
     on_step(f"writing {RATINGS_FILE}")
-    copy_parquet(con, duckdb_ratings_query(transform, "merged_plays"), folder / RATINGS_FILE)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW rated_plays AS {_RATED_VIEW}")
+    copy_parquet(con, duckdb_ratings_query(transform, "rated_plays"), folder / RATINGS_FILE)
     if spellings:
         on_step(f"writing {SPELLINGS_FILE}")
         copy_parquet(con, _SPELLINGS_OUT, folder / SPELLINGS_FILE)
@@ -289,6 +297,9 @@ class PlaysAggregator:
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._kept: int | None = None  # listens kept, once the partial plays are merged
+        # Listens the queries kept so far (their plays), counted as each one is taken: a
+        # sum over the partial table would read back what it spilled.
+        self._taken = 0
         self._inflight: threading.Thread | None = None
         self._failure: BaseException | None = None
         self.built = False
@@ -296,11 +307,18 @@ class PlaysAggregator:
         # the private spill folder, so a killed run's leftovers go with it.
         self.staging = StagingFolder(stage_dir(self.engine.spill))
         self._parser: BlockParser | None = None  # made when a staged block needs one
+        # Each query's partial plays are kept as two narrow tables: plays per (user, song)
+        # and plays per (song, exact spelling, MBID). Together they hold the partial rows'
+        # six strings as one (the user), an integer and a UUID, so a full dump's tens of
+        # millions of partial rows spill a fraction of what they did; the spellings table
+        # is per song, not per listener, so it is the smaller one.
         self.con.execute(
-            "CREATE TABLE partial (user_name VARCHAR, artist_key VARCHAR, track_key VARCHAR, "
-            "artist_spelling VARCHAR, track_spelling VARCHAR, plays BIGINT, "
-            "first_listened_at TIMESTAMPTZ, last_listened_at TIMESTAMPTZ, "
-            "recording_mbid VARCHAR)"
+            "CREATE TABLE partial_plays (user_name VARCHAR, song UBIGINT, plays BIGINT, "
+            "first_listened_at TIMESTAMPTZ, last_listened_at TIMESTAMPTZ)"
+        )
+        self.con.execute(
+            "CREATE TABLE partial_spellings (song UBIGINT, artist_spelling VARCHAR, "
+            "track_spelling VARCHAR, recording_mbid UUID, plays BIGINT)"
         )
 
     def add(self, listens: pa.Table | duckdb.DuckDBPyRelation | Staged) -> None:
@@ -336,12 +354,10 @@ class PlaysAggregator:
             self._flush()
 
     def _add_staged(self, item: Staged) -> None:
-        # Every batch in before: the staged read counts kept listens before and after.
+        # Every batch in before: the staged read counts the listens its own query keeps.
         self._flush(wait=True)
         try:
-            outcome = read_staged(
-                self.con, item, self._insert, self._plays_so_far, self.params, self._block_parser
-            )
+            outcome = read_staged(self.con, item, self._insert, self.params, self._block_parser)
         finally:
             release_staged(item)
         self.listens_seen += outcome.seen
@@ -349,22 +365,47 @@ class PlaysAggregator:
         for table in outcome.tables:
             self.add(table)
 
-    def _insert(self, select: str, params: dict) -> None:
-        """The listens -> plays query over the listens `select` picks, into partial."""
-        self.con.execute(
-            f"INSERT INTO partial ({_PARTIAL_COLUMNS}) WITH listen AS ({select}) "
-            f"SELECT * FROM ({duckdb_plays_sql('listen')})",
+    def _insert(self, select: str, params: dict) -> int:
+        """The listens -> plays query over the listens `select` picks, into the partial
+        tables; the listens it kept."""
+        return self._take(
+            f"WITH listen AS ({select}) SELECT * FROM ({duckdb_plays_sql('listen')})",
             {**self.params, **params},
         )
+
+    def _take(self, partial: str, params: dict | None = None) -> int:
+        """Partial plays (the `partial` query's _PARTIAL_COLUMNS) into partial_plays and
+        partial_spellings (held once in a temporary table, split, then dropped); the
+        listens they count."""
+        con = self.con
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE taken AS "
+            f"SELECT user_name, {_SONG_SQL} AS song, artist_spelling, track_spelling, plays, "
+            "first_listened_at, last_listened_at, recording_mbid::UUID AS recording_mbid "
+            f"FROM ({partial})",
+            params or {},
+        )
+        try:
+            con.execute(
+                "INSERT INTO partial_plays SELECT user_name, song, sum(plays), "
+                "min(first_listened_at), max(last_listened_at) FROM taken GROUP BY ALL"
+            )
+            con.execute(
+                "INSERT INTO partial_spellings SELECT song, artist_spelling, track_spelling, "
+                "recording_mbid, sum(plays) FROM taken GROUP BY ALL"
+            )
+            total = "SELECT coalesce(sum(plays), 0) FROM taken"
+            plays = int(con.execute(total).fetchall()[0][0])
+        finally:
+            con.execute("DROP TABLE taken")
+        self._taken += plays
+        return plays
 
     def _block_parser(self) -> BlockParser:
         # One for the run: a connection's first JSON query costs a good part of a second.
         if self._parser is None:
             self._parser = BlockParser(Rejects())
         return self._parser
-
-    def _plays_so_far(self) -> int:
-        return int(self.con.execute("SELECT coalesce(sum(plays), 0) FROM partial").fetchall()[0][0])
 
     def _flush(self, wait: bool = False) -> None:
         """Start aggregating the buffered batches (after the batch in flight); `wait`: and
@@ -398,10 +439,7 @@ class PlaysAggregator:
     def _aggregate(self, listens: pa.Table | duckdb.DuckDBPyRelation) -> None:
         self.con.register("listen", listens)
         try:
-            self.con.execute(
-                f"INSERT INTO partial ({_PARTIAL_COLUMNS}) {duckdb_plays_sql('listen')}",
-                self.params,
-            )
+            self._take(duckdb_plays_sql("listen"), self.params)
         finally:
             self.con.unregister("listen")
 
@@ -411,9 +449,7 @@ class PlaysAggregator:
         self._settle()
         self.con.register("incoming", with_mbid_column(partial))
         try:
-            self.con.execute(
-                f"INSERT INTO partial ({_PARTIAL_COLUMNS}) SELECT {_PARTIAL_COLUMNS} FROM incoming"
-            )
+            self._take(f"SELECT {_PARTIAL_COLUMNS} FROM incoming")
         finally:
             self.con.unregister("incoming")
 
@@ -422,7 +458,7 @@ class PlaysAggregator:
         if self._kept is not None:
             return self._kept
         self._flush(wait=True)
-        return self._plays_so_far()
+        return self._taken
 
     def build(self, base: Path | None = None, on_step: Step = _no_step) -> None:
         """Merge the partial plays into the tables merged_plays, merged_spellings and
@@ -434,34 +470,27 @@ class PlaysAggregator:
             raise RuntimeError("PlaysAggregator.build runs once")
         self._kept = self.listens_kept()
         con = self.con
-        # Merge on the keys first and hash only the merged rows: partial plays can be a
-        # few times the final pairs, and the hash is the costly part. The times become
-        # TIMESTAMP (UTC) by their microseconds: a cast goes through ICU's calendar, twenty
-        # times slower (1.1 s for 20M rows).
-        merged = f"""
-            SELECT user_name, {_SONG_ID_SQL} AS song_id, plays,
-                   first_listened_at, last_listened_at
-            FROM (
-                SELECT user_name, artist_key, track_key, sum(plays)::BIGINT AS plays,
-                       make_timestamp(epoch_us(min(first_listened_at))) AS first_listened_at,
-                       make_timestamp(epoch_us(max(last_listened_at))) AS last_listened_at
-                FROM partial GROUP BY user_name, artist_key, track_key
-            )
+        # The times become TIMESTAMP (UTC) by their microseconds: a cast goes through ICU's
+        # calendar, twenty times slower (1.1 s for 20M rows).
+        merged = """
+            SELECT user_name, song, sum(plays)::BIGINT AS plays,
+                   make_timestamp(epoch_us(min(first_listened_at))) AS first_listened_at,
+                   make_timestamp(epoch_us(max(last_listened_at))) AS last_listened_at
+            FROM partial_plays GROUP BY user_name, song
         """
         # Plays per (song, exact spelling, valid MBID or NULL): what picks a song's
         # displayed names and recording, and what a later --append merges into.
-        spellings = f"""
-            SELECT {_SONG_ID_SQL} AS song_id, artist_spelling AS artist_name,
-                   track_spelling AS track_name, recording_mbid, plays::BIGINT AS plays
-            FROM (
-                SELECT artist_key, track_key, artist_spelling, track_spelling,
-                       recording_mbid, sum(plays) AS plays
-                FROM partial GROUP BY ALL
-            )
+        spellings = """
+            SELECT song, artist_spelling AS artist_name, track_spelling AS track_name,
+                   recording_mbid::VARCHAR AS recording_mbid, sum(plays)::BIGINT AS plays
+            FROM partial_spellings GROUP BY song, artist_spelling, track_spelling, recording_mbid
         """
+        # A folder's song_id back to the integer (what it was made from).
+        base_song = "('0x' || song_id)::UBIGINT"
         on_step("merging plays")
         if base is None:
             con.execute(f"CREATE TABLE merged_plays AS {merged}")
+            con.execute("DROP TABLE partial_plays")  # its memory, for the next steps
             on_step("merging spellings")
             con.execute(f"CREATE TABLE merged_spellings AS {spellings}")
         else:
@@ -483,26 +512,27 @@ class PlaysAggregator:
                 con.execute(
                     f"""
                     CREATE TABLE merged_plays AS
-                    SELECT user_name, song_id, sum(plays)::BIGINT AS plays,
+                    SELECT user_name, song, sum(plays)::BIGINT AS plays,
                            min(first_listened_at) AS first_listened_at,
                            max(last_listened_at) AS last_listened_at
                     FROM ({merged}
                           UNION ALL
-                          SELECT user_name, song_id, plays,
+                          SELECT user_name, {base_song}, plays,
                                  first_listened_at::TIMESTAMP, last_listened_at::TIMESTAMP
                           FROM base_plays)
-                    GROUP BY user_name, song_id
+                    GROUP BY user_name, song
                     """
                 )
+                con.execute("DROP TABLE partial_plays")
                 on_step("merging spellings")
                 con.execute(
                     f"""
                     CREATE TABLE merged_spellings AS
-                    SELECT song_id, artist_name, track_name, recording_mbid,
+                    SELECT song, artist_name, track_name, recording_mbid,
                            sum(plays)::BIGINT AS plays
                     FROM ({spellings}
                           UNION ALL
-                          SELECT song_id, artist_name, track_name, recording_mbid, plays
+                          SELECT {base_song}, artist_name, track_name, recording_mbid, plays
                           FROM base_spellings)
                     GROUP BY ALL
                     """
@@ -510,7 +540,7 @@ class PlaysAggregator:
             finally:
                 con.unregister("base_plays")
                 con.unregister("base_spellings")
-        con.execute("DROP TABLE partial")
+        con.execute("DROP TABLE partial_spellings")
         # The displayed spelling is the one played most; ties go to the greatest spelling
         # so the choice never depends on row order. The song's recording MBID likewise: of
         # the valid ones its listens carried, the one with the most plays, ties to the
@@ -523,28 +553,28 @@ class PlaysAggregator:
             """
             CREATE TABLE merged_songs AS
             WITH display AS (
-                SELECT song_id, artist_name AS a, track_name AS t
-                FROM (SELECT song_id, artist_name, track_name, sum(plays) AS n
+                SELECT song, artist_name AS a, track_name AS t
+                FROM (SELECT song, artist_name, track_name, sum(plays) AS n
                       FROM merged_spellings GROUP BY ALL)
                 QUALIFY row_number() OVER (
-                    PARTITION BY song_id ORDER BY n DESC, artist_name DESC, track_name DESC
+                    PARTITION BY song ORDER BY n DESC, artist_name DESC, track_name DESC
                 ) = 1
             ), mbid AS (
-                SELECT song_id, recording_mbid
-                FROM (SELECT song_id, recording_mbid, sum(plays) AS n
+                SELECT song, recording_mbid
+                FROM (SELECT song, recording_mbid, sum(plays) AS n
                       FROM merged_spellings WHERE recording_mbid IS NOT NULL GROUP BY ALL)
                 QUALIFY row_number() OVER (
-                    PARTITION BY song_id ORDER BY n DESC, recording_mbid DESC
+                    PARTITION BY song ORDER BY n DESC, recording_mbid DESC
                 ) = 1
             ), popularity AS (
-                SELECT song_id, sum(least(plays, 10))::BIGINT AS plays,
+                SELECT song, sum(least(plays, 10))::BIGINT AS plays,
                        sum(plays)::BIGINT AS raw_plays, count(*)::BIGINT AS listeners
-                FROM merged_plays GROUP BY song_id
+                FROM merged_plays GROUP BY song
             )
-            SELECT p.song_id, d.a AS artist_name, d.t AS track_name,
+            SELECT p.song, d.a AS artist_name, d.t AS track_name,
                    p.plays, p.raw_plays, p.listeners, m.recording_mbid
-            FROM popularity p JOIN display d USING (song_id)
-            LEFT JOIN mbid m USING (song_id)
+            FROM popularity p JOIN display d USING (song)
+            LEFT JOIN mbid m USING (song)
             """
         )
         self.built = True

@@ -47,7 +47,6 @@ from songrec.etl.aggregate import (
     Engine,
     PlaysAggregator,
     folder_dataset,
-    write_tables,
 )
 from songrec.etl.dumps import JSON_DUMP, SPARK_DUMP, USER_EXPORT, ListenStream
 from songrec.etl.errors import EtlError
@@ -318,36 +317,6 @@ def write_aggregated(
         report["pairs"],
         report["duckdb"]["spilled_bytes"],
     )
-    return report
-
-
-def write_folder(
-    run: EtlRun, plays: pa.Table, songs: pa.Table, listens_read: int, started: float
-) -> dict:
-    """Plays and songs already in Arrow (the tables `PlaysAggregator.finish` returns) ->
-    the folder, ratings computed and files written by a capped DuckDB. For callers that
-    hold the tables anyway; a folder written so has no spellings.parquet (it cannot be
-    appended to). Bounded runs use `write_aggregated`."""
-    if plays.num_rows == 0:
-        raise EtlError(f"no valid listens in {run.source}: nothing to write")
-    run.transform = check_transform(run.transform or DEFAULT_TRANSFORM)
-    with Engine(run.memory_limit, run.threads) as engine:
-        engine.con.register("merged_plays", plays)
-        engine.con.register("merged_songs", songs)
-        users, pairs = engine.con.execute(
-            "SELECT count(DISTINCT user_name), count(*) FROM merged_plays"
-        ).fetchone()
-        counts = Counts(users=int(users), songs=songs.num_rows, pairs=int(pairs))
-        report = _report(run, counts, listens_read)
-
-        def fill(tmp: Path) -> None:
-            with memory_errors(run.memory_limit):
-                write_tables(engine.con, tmp, run.transform, spellings=False)
-            report["duckdb"] = engine.stats()
-            report["seconds"] = round(time.perf_counter() - started, 3)
-            write_report(report, tmp / REPORT_FILE)
-
-        write_atomically(run.out_dir, fill, run.force)
     return report
 
 

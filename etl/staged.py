@@ -190,16 +190,15 @@ class Outcome:
 def read_staged(
     con: duckdb.DuckDBPyConnection,
     item: Staged,
-    insert: Callable[[str, dict], None],
-    kept: Callable[[], int],
+    insert: Callable[[str, dict], int],
     window: dict,
     parser: Callable[[], BlockParser],
 ) -> Outcome:
     """Aggregate a staged item in `con`: `insert(sql, params)` runs the listens -> plays
-    query over the listens `sql` selects; `kept()` is the listens kept so far; `parser()`
-    a BlockParser for JSON blocks DuckDB could not vouch for."""
+    query over the listens `sql` selects and says how many it kept; `parser()` a
+    BlockParser for JSON blocks DuckDB could not vouch for."""
     if isinstance(item, StagedParquet):
-        return _read_parquet(con, item, insert, kept, window)
+        return _read_parquet(con, item, insert, window)
     return _read_json(con, item, insert, window, parser)
 
 
@@ -207,7 +206,6 @@ def _read_parquet(
     con: duckdb.DuckDBPyConnection,
     item: StagedParquet,
     insert: Callable,
-    kept: Callable,
     window: dict,
 ) -> Outcome:
     select = listen_select(
@@ -216,14 +214,13 @@ def _read_parquet(
         ", file_row_number",
     )
     params = {"file": str(item.path)}
-    before = kept()
     try:
-        insert(
+        kept = insert(
             "SELECT user_name, artist_name, track_name, listened_at, recording_mbid "
             f"FROM ({select}) WHERE reason IS NULL",
             params,
         )
-        if kept() - before == item.rows:
+        if kept == item.rows:
             return Outcome(seen=item.rows)
         # Some row was rejected, dropped by the query or outside the window: count which.
         rows = con.execute(
