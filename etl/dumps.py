@@ -48,6 +48,7 @@ from songrec.etl.staged import (
     regroup,
     stage_json_lines,
     stage_parquet,
+    stage_parquet_span,
 )
 
 log = logging.getLogger(__name__)
@@ -199,8 +200,15 @@ class DumpReader:
         meta = self.extra.setdefault("dump_metadata", {}).setdefault(item.path.name, {})
         meta[key] = text.decode("utf-8", "replace").strip()
 
-    def _member(self, item: Input, name: str, stream: BinaryIO) -> Iterator[pa.Table | Staged]:
-        """Listens of one file inside an archive or folder, by its name."""
+    def _member(
+        self,
+        item: Input,
+        name: str,
+        stream: BinaryIO,
+        span: tuple[BinaryIO, int, int] | None = None,
+    ) -> Iterator[pa.Table | Staged]:
+        """Listens of one file inside an archive or folder, by its name; `span` (file,
+        offset, size): where its bytes lie in a plain file, for a staged copy."""
         base = Path(name).name
         if base in METADATA_FILES:
             self._note(item, base, stream.read(4096))
@@ -209,6 +217,9 @@ class DumpReader:
         if kind == "parquet":
             self.found += 1
             self._saw(SPARK_DUMP)
+            if self.staging is not None and span is not None:
+                yield stage_parquet_span(*span, name, self.staging, self.rejects)
+                return
             if self.staging is not None:
                 yield stage_parquet(stream, name, self.staging, self.rejects)
                 return
@@ -235,7 +246,12 @@ class DumpReader:
                     for member in archive:
                         if member.isfile():
                             stream = archive.extractfile(member)
-                            yield from self._member(item, member.name, stream)
+                            # Its bytes lie in the file as they are (unless sparse).
+                            span = None
+                            if not member.issparse():
+                                span = (raw, member.offset_data, member.size)
+                            yield from self._member(item, member.name, stream, span)
+                            self.meter.advance_to(member.offset_data + member.size)
             else:
                 # A compressed one is a stream, read member by member as it comes.
                 source = decompressed(metered, item.path.name)

@@ -383,6 +383,15 @@ def test_bad_inputs_are_one_line_errors(tmp_path, lb, listens, cli_error):
         (tmp_path / "0.parquet").write_bytes(b"PAR1 not really")
         tar.add(tmp_path / "0.parquet", arcname="0.parquet")
     assert "corrupt or truncated" in fails(bad_spark)
+    # A plain Spark tar cut inside a member's bytes (staged by the kernel's copy).
+    whole = lb.write_spark_dump(
+        tmp_path / "whole.tar", [lb.spark_table(listens, {"alice": 1, "bob": 2, "carol": 3})]
+    )
+    with tarfile.open(whole) as tar:
+        member = tar.getmember("0.parquet")
+    cut_spark = tmp_path / "cut.tar"
+    cut_spark.write_bytes(whole.read_bytes()[: member.offset_data + member.size // 2])
+    assert "corrupt or truncated" in fails(cut_spark)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "README").write_text("nothing here")
