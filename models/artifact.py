@@ -181,12 +181,19 @@ class TrainedModel:
 
     def read_ratings(self) -> pd.DataFrame:
         """The kept training ratings, after re-checking their checksum."""
+        return pd.read_parquet(self._checked_ratings())
+
+    def read_ratings_table(self) -> pa.Table:
+        """The kept training ratings as an Arrow table, after re-checking their checksum."""
+        return pq.read_table(self._checked_ratings())
+
+    def _checked_ratings(self) -> Path:
         if self.ratings_path is None:
             raise ModelError("this model has no ratings file (it was never saved)")
         entry = self.manifest.get("files", {}).get(RATINGS)
         if entry is not None:
             _verify(self.ratings_path, entry)
-        return pd.read_parquet(self.ratings_path)
+        return self.ratings_path
 
 
 def file_sha256(path: Path) -> str:

@@ -25,7 +25,11 @@ from scipy.sparse import csr_matrix
 from songrec.models.artifact import TrainedModel
 from songrec.models.data import RATING_MAX, RATING_MIN
 from songrec.models.errors import ModelError
-from songrec.models.ranking.matrix import listener_weights, rating_matrix
+from songrec.models.ranking.matrix import (
+    arrow_rating_matrix,
+    listener_weights,
+    rating_matrix,
+)
 from songrec.models.ranking.puresvd import RankingModel
 from songrec.models.ranking.retrain import refit_with_listener
 from songrec.models.rating.foldin import fold_in, predict_all
@@ -88,8 +92,10 @@ def listener_ratings(
 def training_matrix(model: TrainedModel, ratings: pd.DataFrame | None = None) -> csr_matrix:
     """The kept ratings as the ranking model's matrix: `ratings`, else the model's own file
     (checksum re-verified)."""
-    ratings = model.read_ratings() if ratings is None else ratings
-    return rating_matrix(ratings, pd.Index(model.song_ids), model.ranking.params.gamma)[0]
+    gamma = model.ranking.params.gamma
+    if ratings is None:  # read as Arrow: a large model's page starts seconds sooner
+        return arrow_rating_matrix(model.read_ratings_table(), model.song_ids, gamma)[0]
+    return rating_matrix(ratings, pd.Index(model.song_ids), gamma)[0]
 
 
 def check_request(n: int, mode: str, rank_by: str) -> None:

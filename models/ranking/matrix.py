@@ -11,8 +11,12 @@ every listener's ratings instead cost 40% of held-out NDCG (0.34 -> 0.20 on the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import csr_matrix
 
 # A rating of at most this much ...
@@ -40,6 +44,29 @@ def rating_matrix(
     matrix = csr_matrix((values, (codes, cols[keep])), shape=(len(users), len(song_index)))
     matrix.sum_duplicates()
     return matrix, pd.Index(users)
+
+
+def arrow_rating_matrix(
+    ratings: pa.Table, song_ids: Sequence[str], gamma: float
+) -> tuple[csr_matrix, pd.Index]:
+    """`rating_matrix` of an Arrow table (user_name, song_id, rating), the same matrix and
+    listeners: names are matched by Arrow's hash tables, never as Python strings (a 1M-song
+    model's 15.6M kept ratings: 11 s of pandas' get_indexer, against 3.3 s)."""
+    catalogue = pa.array(list(song_ids), ratings.schema.field("song_id").type)
+    cols = pc.index_in(ratings["song_id"], value_set=catalogue)
+    keep = pc.is_valid(cols)
+    users = pc.filter(ratings["user_name"], keep)
+    # Listeners in sorted order, as pd.factorize(sort=True) numbers them (UTF-8 sorts by
+    # code point, as Python's str does).
+    names = pc.unique(users)
+    names = names.take(pc.sort_indices(names))
+    codes = pc.index_in(users, value_set=names).to_numpy()
+    values = entry_values(pc.filter(ratings["rating"], keep).to_numpy(), gamma)
+    matrix = csr_matrix(
+        (values, (codes, pc.filter(cols, keep).to_numpy())), shape=(len(names), len(catalogue))
+    )
+    matrix.sum_duplicates()
+    return matrix, pd.Index(names.to_pylist(), dtype=object)
 
 
 def dislikes(ratings: np.ndarray, said: np.ndarray | None = None) -> np.ndarray:
