@@ -239,7 +239,7 @@ class Counts:
 
 # What a step callback hears: the step about to run (a full dump spends minutes here).
 Step = Callable[[str], None]
-WRITE_STEPS = 4  # the files write_tables writes (with spellings)
+WRITE_STEPS = 4  # the files write_tables writes
 BUILD_STEPS = 3  # the tables build makes
 
 
@@ -251,10 +251,9 @@ def write_tables(
     con: duckdb.DuckDBPyConnection,
     folder: Path,
     transform: str,
-    spellings: bool = True,
     on_step: Step = _no_step,
 ) -> None:
-    """DuckDB writes the tables merged_plays, merged_songs (and merged_spellings), whose
+    """DuckDB writes the tables merged_plays, merged_songs and merged_spellings, whose
     songs are integers (`song`), and the ratings by `transform` into `folder`: plays by
     (user_name, song_id), songs by (plays desc, song_id), ratings by (user_name, song_id),
     spellings by (song_id, names, mbid). `on_step(name)` before each file."""
@@ -265,9 +264,8 @@ def write_tables(
     on_step(f"writing {RATINGS_FILE}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW rated_plays AS {_RATED_VIEW}")
     copy_parquet(con, duckdb_ratings_query(transform, "rated_plays"), folder / RATINGS_FILE)
-    if spellings:
-        on_step(f"writing {SPELLINGS_FILE}")
-        copy_parquet(con, _SPELLINGS_OUT, folder / SPELLINGS_FILE)
+    on_step(f"writing {SPELLINGS_FILE}")
+    copy_parquet(con, _SPELLINGS_OUT, folder / SPELLINGS_FILE)
 
 
 class PlaysAggregator:

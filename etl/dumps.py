@@ -217,11 +217,11 @@ class DumpReader:
         if kind == "parquet":
             self.found += 1
             self._saw(SPARK_DUMP)
-            if self.staging is not None and span is not None:
-                yield stage_parquet_span(*span, name, self.staging, self.rejects)
-                return
             if self.staging is not None:
-                yield stage_parquet(stream, name, self.staging, self.rejects)
+                if span is not None:
+                    yield stage_parquet_span(*span, name, self.staging, self.rejects)
+                else:
+                    yield stage_parquet(stream, name, self.staging, self.rejects)
                 return
             # A Parquet file is read from its footer: members of a compressed tar cannot
             # seek, so such a member (128 MB at most in ListenBrainz dumps) is read whole.
