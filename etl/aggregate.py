@@ -18,13 +18,14 @@ no path enters the SQL text) and merges them with the new partial plays.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -90,10 +91,12 @@ _SONG_ID_SQL = (
 _SONG_SQL = f"('0x' || {_SONG_ID_SQL})::UBIGINT"
 _SONG_ID_OF = "printf('%016x', song)"
 # The built tables (songs as integers), as the files hold them and in the files' order.
+# merged_plays is made in this order (see `in_order`): written as it is, not sorted again.
 _PLAYS_OUT = (
     f"SELECT user_name, {_SONG_ID_OF} AS song_id, plays, first_listened_at, last_listened_at "
-    "FROM merged_plays ORDER BY user_name, song"
+    "FROM merged_plays"
 )
+_PLAYS_ORDER = "ORDER BY user_name, song"
 _SONGS_OUT = (
     f"SELECT {_SONG_ID_OF} AS song_id, artist_name, track_name, plays, raw_plays, listeners, "
     "recording_mbid FROM merged_songs ORDER BY plays DESC, song"
@@ -119,6 +122,18 @@ def duckdb_share(memory_limit: str) -> int:
     number, unit = _MEMORY_RE.match(check_memory_limit(memory_limit)).groups()
     total = int(float(number) * _UNITS[unit.lower()])
     return total - min(RESERVE_BYTES, total // 2)
+
+
+@contextlib.contextmanager
+def in_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Statements that keep row order: a table made with ORDER BY is stored in that order,
+    and a query without one reads it back so. The engine otherwise runs without
+    (preserve_insertion_order off), which lets DuckDB stream and spill more freely."""
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute("SET preserve_insertion_order = false")
 
 
 def _folder_bytes(folder: str) -> int:
@@ -257,13 +272,17 @@ def write_tables(
     songs are integers (`song`), and the ratings by `transform` into `folder`: plays by
     (user_name, song_id), songs by (plays desc, song_id), ratings by (user_name, song_id),
     spellings by (song_id, names, mbid). `on_step(name)` before each file."""
-    on_step(f"writing {PLAYS_FILE}")
-    copy_parquet(con, _PLAYS_OUT, folder / PLAYS_FILE)
-    on_step(f"writing {SONGS_FILE}")
-    copy_parquet(con, _SONGS_OUT, folder / SONGS_FILE)
-    on_step(f"writing {RATINGS_FILE}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW rated_plays AS {_RATED_VIEW}")
-    copy_parquet(con, duckdb_ratings_query(transform, "rated_plays"), folder / RATINGS_FILE)
+    # merged_plays is stored in the files' order (PlaysAggregator.build): plays, and the
+    # ratings of a transform that rates rows alone, are written without sorting it again.
+    with in_order(con):
+        on_step(f"writing {PLAYS_FILE}")
+        copy_parquet(con, _PLAYS_OUT, folder / PLAYS_FILE)
+        on_step(f"writing {SONGS_FILE}")
+        copy_parquet(con, _SONGS_OUT, folder / SONGS_FILE)
+        on_step(f"writing {RATINGS_FILE}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW rated_plays AS {_RATED_VIEW}")
+        ratings = duckdb_ratings_query(transform, "rated_plays", presorted=True)
+        copy_parquet(con, ratings, folder / RATINGS_FILE)
     on_step(f"writing {SPELLINGS_FILE}")
     copy_parquet(con, _SPELLINGS_OUT, folder / SPELLINGS_FILE)
 
@@ -487,7 +506,8 @@ class PlaysAggregator:
         base_song = "('0x' || song_id)::UBIGINT"
         on_step("merging plays")
         if base is None:
-            con.execute(f"CREATE TABLE merged_plays AS {merged}")
+            with in_order(con):
+                con.execute(f"CREATE TABLE merged_plays AS {merged} {_PLAYS_ORDER}")
             con.execute("DROP TABLE partial_plays")  # its memory, for the next steps
             on_step("merging spellings")
             con.execute(f"CREATE TABLE merged_spellings AS {spellings}")
@@ -507,20 +527,21 @@ class PlaysAggregator:
                 ),
             )
             try:
-                con.execute(
-                    f"""
-                    CREATE TABLE merged_plays AS
-                    SELECT user_name, song, sum(plays)::BIGINT AS plays,
-                           min(first_listened_at) AS first_listened_at,
-                           max(last_listened_at) AS last_listened_at
-                    FROM ({merged}
-                          UNION ALL
-                          SELECT user_name, {base_song}, plays,
-                                 first_listened_at::TIMESTAMP, last_listened_at::TIMESTAMP
-                          FROM base_plays)
-                    GROUP BY user_name, song
-                    """
-                )
+                with in_order(con):
+                    con.execute(
+                        f"""
+                        CREATE TABLE merged_plays AS
+                        SELECT user_name, song, sum(plays)::BIGINT AS plays,
+                               min(first_listened_at) AS first_listened_at,
+                               max(last_listened_at) AS last_listened_at
+                        FROM ({merged}
+                              UNION ALL
+                              SELECT user_name, {base_song}, plays,
+                                     first_listened_at::TIMESTAMP, last_listened_at::TIMESTAMP
+                              FROM base_plays)
+                        GROUP BY user_name, song {_PLAYS_ORDER}
+                        """
+                    )
                 con.execute("DROP TABLE partial_plays")
                 on_step("merging spellings")
                 con.execute(
@@ -595,7 +616,8 @@ class PlaysAggregator:
         """Build, then the (plays, songs) tables as Arrow, in the files' order: for small
         inputs and tests (the ETL itself has DuckDB write the files, see `write`)."""
         self.build()
-        return self.con.sql(_PLAYS_OUT).to_arrow_table(), self.con.sql(_SONGS_OUT).to_arrow_table()
+        plays = self.con.sql(f"{_PLAYS_OUT} {_PLAYS_ORDER}").to_arrow_table()
+        return plays, self.con.sql(_SONGS_OUT).to_arrow_table()
 
     def stats(self) -> dict:
         """The engine's memory limit, threads and how much it spilled."""

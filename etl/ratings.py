@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
 from songrec.etl.errors import EtlError
 from songrec.etl.query import render, sql_text, validate_relation
@@ -48,14 +50,24 @@ def ratings_sql(transform: str, table: str, engine: str = "duckdb") -> str:
     return render(ratings_sql_text(transform), PLACEHOLDER_TABLE, table, engine)
 
 
-def duckdb_ratings_query(transform: str, relation: str) -> str:
+def rates_rows_alone(transform: str) -> bool:
+    """Whether the transform rates each play from its own row (no window over the
+    listener's other plays): its rows then come out in the order its input was read."""
+    tree = sqlglot.parse_one(ratings_sql_text(transform), read="bigquery")
+    return tree.find(exp.Window) is None
+
+
+def duckdb_ratings_query(transform: str, relation: str, presorted: bool = False) -> str:
     """The DuckDB query the ratings file is written from: the transform's rows with the
-    rating as TINYINT (the file's int8 column), ordered by user_name, song_id."""
+    rating as TINYINT (the file's int8 column), ordered by user_name, song_id.
+
+    `presorted`: `relation` is a table already in that order and the query runs with
+    DuckDB's preserve_insertion_order on; a transform that rates rows alone then keeps
+    the table's order without sorting it again (tens of millions of pairs on a full
+    dump), and one with a window is still sorted."""
     inner = ratings_sql(transform, validate_relation(relation), "duckdb")
-    return (
-        "SELECT user_name, song_id, CAST(rating AS TINYINT) AS rating "
-        f"FROM ({inner}) ORDER BY user_name, song_id"
-    )
+    order = "" if presorted and rates_rows_alone(transform) else " ORDER BY user_name, song_id"
+    return f"SELECT user_name, song_id, CAST(rating AS TINYINT) AS rating FROM ({inner}){order}"
 
 
 def transform_ratings(plays: pa.Table, transform: str = DEFAULT_TRANSFORM) -> pa.Table:

@@ -83,16 +83,28 @@ def test_a_block_sized_input_keeps_every_listen(tmp_path) -> None:
 MANY_PAIRS = ["--users", "10000", "--songs", "3000", "--listens", "2500000", "--transform"]
 
 
-def test_many_pairs_under_a_small_memory_limit_spill_and_match_an_uncapped_run(tmp_path) -> None:
+# (transform, threads, the run's memory limit, DuckDB's share, what it must spill at least)
+SMALL_CAPS = [
+    # one thread in 48 MB: more than the cap goes to disk, the window of quantile too
+    ("quantile", 1, "96MB", "45.7 MiB", 48 << 20),
+    # cap rates rows alone: its ratings keep the sorted plays table's stored order, which
+    # must hold with two threads over a spilled table (two threads need more than 48 MB)
+    ("cap", 2, "128MB", "61.0 MiB", 1),
+]
+
+
+@pytest.mark.parametrize(("transform", "threads", "limit", "share", "spill"), SMALL_CAPS)
+def test_many_pairs_under_a_small_memory_limit_spill_and_match_an_uncapped_run(
+    tmp_path, transform, threads, limit, share, spill
+) -> None:
     """590k user-song pairs (tens of MB of tables, hash tables and sorts) through a DuckDB
-    capped at 48 MB (half of a 96 MB run): the run ends, DuckDB spilled to disk, and every
-    file equals a run under the default cap, order included (the quantile transform's
-    window spills too)."""
+    capped at tens of MB: the run ends, DuckDB spilled to disk, and every file equals a
+    run under the default cap, order included."""
     small, default = tmp_path / "small", tmp_path / "default"
     command = [sys.executable, "-c", "from songrec.app.cli import main; main()", "etl", "sample"]
     capped = subprocess.run(
-        [*command, *MANY_PAIRS, "quantile", "--out", str(small)]
-        + ["--memory-limit", "96MB", "--threads", "1"],
+        [*command, *MANY_PAIRS, transform, "--out", str(small)]
+        + ["--memory-limit", limit, "--threads", str(threads)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -101,11 +113,11 @@ def test_many_pairs_under_a_small_memory_limit_spill_and_match_an_uncapped_run(t
     assert capped.returncode == 0, capped.stderr[-1000:]
     report = orjson.loads((small / "etl_report.json").read_bytes())
     assert report["pairs"] > 500_000
-    assert report["duckdb"]["memory_limit"] == "96MB" and report["duckdb"]["threads"] == 1
-    assert report["duckdb"]["duckdb_memory_limit"] == "45.7 MiB"  # DuckDB's half: 48 MB
-    assert report["duckdb"]["spilled_bytes"] > 48 << 20  # more than the cap went to disk
+    assert report["duckdb"]["memory_limit"] == limit and report["duckdb"]["threads"] == threads
+    assert report["duckdb"]["duckdb_memory_limit"] == share  # DuckDB's half
+    assert report["duckdb"]["spilled_bytes"] >= spill
     free = subprocess.run(
-        [*command, *MANY_PAIRS, "quantile", "--out", str(default)],
+        [*command, *MANY_PAIRS, transform, "--out", str(default)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -115,10 +127,11 @@ def test_many_pairs_under_a_small_memory_limit_spill_and_match_an_uncapped_run(t
         a = pq.read_table(small / f"{name}.parquet")
         b = pq.read_table(default / f"{name}.parquet")
         assert a.equals(b), name
-    plays = pq.read_table(small / "plays.parquet")
-    assert pq.ParquetFile(small / "plays.parquet").num_row_groups > 1
-    keys = list(zip(plays["user_name"].to_pylist(), plays["song_id"].to_pylist(), strict=True))
-    assert keys == sorted(keys)
+    for name in ("plays", "ratings"):
+        table = pq.read_table(small / f"{name}.parquet")
+        assert pq.ParquetFile(small / f"{name}.parquet").num_row_groups > 1
+        keys = list(zip(table["user_name"].to_pylist(), table["song_id"].to_pylist(), strict=True))
+        assert keys == sorted(keys), name
 
 
 def test_a_memory_limit_too_small_is_one_line(tmp_path) -> None:
