@@ -48,6 +48,8 @@ from songrec.etl.output import (
 from songrec.etl.query import EARLIEST, LATEST, duckdb_plays_sql
 from songrec.etl.ratings import duckdb_ratings_query
 from songrec.etl.staged import (
+    QUERY_ROWS,
+    ParquetGroup,
     Staged,
     StagedJson,
     StagedParquet,
@@ -70,6 +72,7 @@ _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\
 _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 BUFFER_ROWS = 2_000_000
+QUERY_BYTES_PER_ROW = 250
 SPILL_PREFIX = "songrec-duckdb-"
 SPILL_SAMPLE_SECONDS = 0.2
 
@@ -134,6 +137,15 @@ def in_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         yield
     finally:
         con.execute("SET preserve_insertion_order = false")
+
+
+def query_rows(memory_limit: str | None) -> int:
+    """Parquet rows one query of a run reads at most (etl.staged.QUERY_ROWS): about
+    QUERY_BYTES_PER_ROW of DuckDB's share each, as its hash table holds a group of four
+    strings for most listens, so a small --memory-limit reads one file at a time."""
+    if not memory_limit:
+        return QUERY_ROWS
+    return max(1, min(QUERY_ROWS, duckdb_share(memory_limit) // QUERY_BYTES_PER_ROW))
 
 
 def _folder_bytes(folder: str) -> int:
@@ -322,7 +334,7 @@ class PlaysAggregator:
         self.built = False
         # Where a dump reader stages files for DuckDB to read itself (etl.staged): inside
         # the private spill folder, so a killed run's leftovers go with it.
-        self.staging = StagingFolder(stage_dir(self.engine.spill))
+        self.staging = StagingFolder(stage_dir(self.engine.spill), query_rows(memory_limit))
         self._parser: BlockParser | None = None  # made when a staged block needs one
         # Each query's partial plays are kept as two narrow tables: plays per (user, song)
         # and plays per (song, exact spelling, MBID). Together they hold the partial rows'
@@ -351,7 +363,7 @@ class PlaysAggregator:
 
         A staged file (etl.staged) is read by this DuckDB itself, then deleted.
         """
-        if isinstance(listens, StagedParquet | StagedJson):
+        if isinstance(listens, StagedParquet | ParquetGroup | StagedJson):
             self._add_staged(listens)
             return
         if not isinstance(listens, pa.Table):

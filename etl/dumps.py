@@ -41,6 +41,7 @@ from songrec.etl.errors import EtlError
 from songrec.etl.listen_blocks import BLOCK_BYTES, BlockParser, parse_stream, rebatch
 from songrec.etl.listens import Rejects, parse_lines
 from songrec.etl.staged import (
+    QUERY_ROWS,
     Staged,
     StagedParquet,
     StagingFolder,
@@ -172,7 +173,8 @@ class DumpReader:
         """All listens of all inputs, in batches of about BATCH_ROWS (or staged files)."""
         self.parser = BlockParser(self.rejects)
         try:
-            yield from regroup(rebatch(self._tables(inputs)))
+            rows = self.staging.query_rows if self.staging is not None else QUERY_ROWS
+            yield from regroup(rebatch(self._tables(inputs)), query_rows=rows)
         finally:
             self.parser.close()
 

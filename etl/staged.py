@@ -41,6 +41,12 @@ from songrec.etl.listens import Rejects
 # Lines gathered before one read_json runs: each run aggregates its own partial plays,
 # and larger runs leave fewer partial rows to merge (as etl.aggregate's BUFFER_ROWS).
 STAGE_LINES = 2_000_000
+# Parquet rows one query reads at most, unless the staging folder says otherwise (the
+# aggregator sets it from its memory): consecutive staged files are read together up to
+# it. A Spark dump's member holds 1.5-2.5M listens, and each query leaves partial rows per
+# (listener, spelling) it saw; at 100M listens one query per member left 35M partial
+# plays for 21M pairs (and 25M partial spellings for 4.9M), which the merge then reads.
+QUERY_ROWS = 6_000_000
 COPY_BYTES = 8 << 20
 # read_json reads each field as JSON text, exactly as block_sql's json_transform shape.
 _JSON_COLUMNS = (
@@ -65,11 +71,30 @@ class StagedParquet:
     rows: int
     rejects: Rejects
     owned: bool = True
+    schema: pa.Schema | None = None  # read from the file when None
 
     @property
     def num_rows(self) -> int:
         """Rows of the file (the progress callback's count)."""
         return self.rows
+
+    def arrow_schema(self) -> pa.Schema:
+        """The file's Arrow schema (read once)."""
+        if self.schema is None:
+            self.schema = pq.read_schema(self.path)
+        return self.schema
+
+
+@dataclass
+class ParquetGroup:
+    """Staged Parquet files of one schema, read by one query (see QUERY_ROWS)."""
+
+    parts: list[StagedParquet]
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of the files (the progress callback's count)."""
+        return sum(part.rows for part in self.parts)
 
 
 @dataclass
@@ -97,15 +122,17 @@ class StagedJson:
         return sum(block.lines for block in self.blocks)
 
 
-Staged = StagedParquet | StagedJson
+Staged = StagedParquet | ParquetGroup | StagedJson
 
 
 class StagingFolder:
-    """Numbered files in one folder (inside the engine's private spill folder)."""
+    """Numbered files in one folder (inside the engine's private spill folder), and how
+    many Parquet rows the aggregator reads in one query (`query_rows`)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, query_rows: int = QUERY_ROWS) -> None:
         self.folder = folder
         self.count = 0
+        self.query_rows = query_rows
 
     def new_file(self, suffix: str) -> Path:
         """A fresh file name in the folder."""
@@ -121,8 +148,7 @@ def stage_parquet(
     path = folder.new_file(".parquet")
     with path.open("wb") as out:
         shutil.copyfileobj(stream, out, COPY_BYTES)
-    rows = pq.ParquetFile(path).metadata.num_rows
-    return StagedParquet(path, name, rows, rejects)
+    return _staged_file(path, name, rejects)
 
 
 def stage_parquet_span(
@@ -133,8 +159,13 @@ def stage_parquet_span(
     path = folder.new_file(".parquet")
     with path.open("wb") as out:
         copy_span(source.fileno(), out.fileno(), offset, size)
-    rows = pq.ParquetFile(path).metadata.num_rows
-    return StagedParquet(path, name, rows, rejects)
+    return _staged_file(path, name, rejects)
+
+
+def _staged_file(path: Path, name: str, rejects: Rejects) -> StagedParquet:
+    """The staged copy `path`, with its rows and schema from its footer."""
+    footer = pq.ParquetFile(path)
+    return StagedParquet(path, name, footer.metadata.num_rows, rejects, schema=footer.schema_arrow)
 
 
 def copy_span(source: int, target: int, offset: int, size: int, in_kernel: bool = True) -> None:
@@ -184,10 +215,47 @@ def stage_json_lines(
         line_no += lines
 
 
-def regroup(items: Iterable, stage_lines: int = STAGE_LINES) -> Iterator:
+def regroup(
+    items: Iterable, stage_lines: int = STAGE_LINES, query_rows: int = QUERY_ROWS
+) -> Iterator:
     """Staged JSON blocks gathered, across files, into groups of about `stage_lines`
     lines for one read_json each (the listener of an export never mixes with another's);
-    anything else passes through as it comes."""
+    staged Parquet files into ParquetGroups (`parquet_groups`); anything else passes
+    through as it comes."""
+    return _regroup_json(parquet_groups(items, query_rows), stage_lines)
+
+
+def parquet_groups(items: Iterable, query_rows: int = QUERY_ROWS) -> Iterator:
+    """Consecutive staged Parquet files of one schema gathered into ParquetGroups of at
+    most `query_rows` rows (a larger file is a group of its own); anything else passes
+    through, in order."""
+    pending: list[StagedParquet] = []
+    for item in items:
+        if isinstance(item, StagedParquet):
+            if pending and not _joins(pending, item, query_rows):
+                yield ParquetGroup(pending)
+                pending = []
+            pending.append(item)
+            continue
+        if pending:
+            yield ParquetGroup(pending)
+            pending = []
+        yield item
+    if pending:
+        yield ParquetGroup(pending)
+
+
+def _joins(group: list[StagedParquet], item: StagedParquet, query_rows: int) -> bool:
+    """Whether `item` may be read by the same query as `group`."""
+    first = group[0]
+    return (
+        sum(part.rows for part in group) + item.rows <= query_rows
+        and item.rejects is first.rejects
+        and item.arrow_schema().equals(first.arrow_schema())
+    )
+
+
+def _regroup_json(items: Iterable, stage_lines: int) -> Iterator:
     pending: StagedJson | None = None
     for item in items:
         if isinstance(item, StagedJson):
@@ -211,6 +279,10 @@ def release(item: Staged) -> None:
     if isinstance(item, StagedParquet):
         if item.owned:
             item.path.unlink(missing_ok=True)
+        return
+    if isinstance(item, ParquetGroup):
+        for part in item.parts:
+            release(part)
         return
     for block in item.blocks:
         block.path.unlink(missing_ok=True)
@@ -237,31 +309,57 @@ def read_staged(
     query over the listens `sql` selects and says how many it kept; `parser()` a
     BlockParser for JSON blocks DuckDB could not vouch for."""
     if isinstance(item, StagedParquet):
+        item = ParquetGroup([item])
+    if isinstance(item, ParquetGroup):
         return _read_parquet(con, item, insert, window)
     return _read_json(con, item, insert, window, parser)
 
 
 def _read_parquet(
     con: duckdb.DuckDBPyConnection,
-    item: StagedParquet,
+    group: ParquetGroup,
     insert: Callable,
     window: dict,
 ) -> Outcome:
-    select = listen_select(
-        pq.read_schema(item.path),
-        "read_parquet($file, file_row_number = true)",
-        ", file_row_number",
-    )
-    params = {"file": str(item.path)}
+    """The group's files in one query; then, if some row was not kept, each file's rows
+    counted by reason. A file DuckDB cannot read fails the group's query before it
+    inserts anything: the files are then read one by one, so the error names the file."""
+    select = listen_select(group.parts[0].arrow_schema(), "read_parquet($files)")
     try:
         kept = insert(
             "SELECT user_name, artist_name, track_name, listened_at, recording_mbid "
             f"FROM ({select}) WHERE reason IS NULL",
-            params,
+            {"files": [str(part.path) for part in group.parts]},
         )
-        if kept == item.rows:
-            return Outcome(seen=item.rows)
-        # Some row was rejected, dropped by the query or outside the window: count which.
+    except (duckdb.OutOfMemoryException, duckdb.InterruptException):
+        raise
+    except duckdb.Error as exc:
+        if len(group.parts) == 1:
+            first = str(exc).strip().splitlines()[0]
+            raise EtlError(
+                f"{group.parts[0].name}: corrupt or unreadable Parquet ({first})"
+            ) from None
+        alone = [_read_parquet(con, ParquetGroup([part]), insert, window) for part in group.parts]
+        return _sum(alone)
+    if kept == group.num_rows:
+        return Outcome(seen=kept)
+    # Some row was rejected, dropped by the query or outside the window: count which.
+    return _sum([_count_rejects(con, part, window) for part in group.parts])
+
+
+def _sum(outcomes: list[Outcome]) -> Outcome:
+    """The listens seen and outside the window of several Parquet reads together."""
+    return Outcome(seen=sum(o.seen for o in outcomes), outside=sum(o.outside for o in outcomes))
+
+
+def _count_rejects(con: duckdb.DuckDBPyConnection, item: StagedParquet, window: dict) -> Outcome:
+    """One file's rejects counted by reason, with row examples, into its Rejects; the
+    rows it passed and how many of them lie outside the time window."""
+    select = listen_select(
+        item.arrow_schema(), "read_parquet($file, file_row_number = true)", ", file_row_number"
+    )
+    params = {"file": str(item.path)}
+    try:
         rows = con.execute(
             f"""
             SELECT reason, count(*), min(file_row_number, 5),

@@ -152,6 +152,56 @@ def test_spark_dump_equals_the_json_dump_and_counts_unusable_rows(tmp_path, lb, 
     assert report["dump_metadata"][target.name]["SCHEMA_SEQUENCE"] == "1"
 
 
+def _spark_members(lb, listens: list, ids: dict[str, int]) -> list[pa.Table]:
+    """Five Spark members of the small listens, two of them with unusable rows."""
+    bad = lb.spark_table([listens[0]] * 3, ids)
+    bad = bad.set_column(4, "artist_name", pa.array([" ", "x", "\t"]))
+    bad = bad.set_column(0, "listened_at", pa.array([1, -5_000, 1], pa.timestamp("ms")))
+    cuts = [0, 4, 9, 13, 18, len(listens)]
+    tables = [lb.spark_table(listens[a:b], ids) for a, b in zip(cuts, cuts[1:], strict=False)]
+    tables[1] = pa.concat_tables([tables[1], bad])
+    tables[3] = pa.concat_tables([bad, tables[3]])
+    return tables
+
+
+@pytest.mark.parametrize("layout", ["tar", "folder"])
+def test_spark_members_read_together_equal_members_read_one_by_one(
+    tmp_path, lb, listens, layout, monkeypatch
+):
+    """Consecutive members are aggregated by one query (etl.staged.parquet_groups): the
+    folder, rejects and their row examples equal those of one query per member."""
+    ids = {"alice": 11, "bob": 12, "carol": 13}
+    name = f"{lb.SPARK_NAME}.tar" if layout == "tar" else "spark"
+    dump = lb.write_spark_dump(tmp_path / name, _spark_members(lb, listens, ids))
+    _dump(str(dump), "--out", str(tmp_path / "together"))
+    monkeypatch.setattr("songrec.etl.aggregate.QUERY_ROWS", 1)  # a query per member
+    _dump(str(dump), "--out", str(tmp_path / "alone"))
+    for file in ("plays", "songs", "ratings", "spellings"):
+        together = pq.read_table(tmp_path / "together" / f"{file}.parquet")
+        assert together.equals(pq.read_table(tmp_path / "alone" / f"{file}.parquet")), file
+    together, alone = _report(tmp_path / "together"), _report(tmp_path / "alone")
+    for key in ("listens_read", "rejected_by_reason", "rejected_examples", "pairs"):
+        assert together[key] == alone[key], key
+    assert together["rejected_by_reason"] == {"bad_artist_name": 4, "bad_timestamp": 2}
+    assert together["rejected_examples"]["bad_timestamp"] == ["1.parquet:row 7", "3.parquet:row 2"]
+    assert _plays(tmp_path / "together") == _as_ids(lb.expected_plays(listens), ids)
+
+
+def test_a_corrupt_member_among_others_is_named_in_one_line(tmp_path, lb, listens, cli_error):
+    """A member whose footer reads but whose pages do not fails the query of its group;
+    the error names that member, not the group."""
+    ids = {"alice": 11, "bob": 12, "carol": 13}
+    dump = lb.write_spark_dump(tmp_path / "spark", _spark_members(lb, listens, ids))
+    member = dump / "2.parquet"
+    data = bytearray(member.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little") + 8
+    data[4 : len(data) - footer] = bytes(len(data) - footer - 4)  # pages zeroed, footer kept
+    member.write_bytes(bytes(data))
+    error = cli_error("etl", "dump", str(dump), "--out", str(tmp_path / "out"))
+    assert error.startswith("error: 2.parquet: corrupt or unreadable Parquet"), error
+    assert not (tmp_path / "out").exists()
+
+
 def _sample_plays(files: list[Path]) -> Counter:
     """Plays of the real Spark sample, counted in plain Python from its Parquet files."""
     counts: Counter = Counter()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from songrec.etl.staged import copy_span
+from songrec.etl.listens import Rejects
+from songrec.etl.staged import ParquetGroup, StagedParquet, copy_span, parquet_groups
 
 
 def _copied(tmp: Path, data: bytes, offset: int, size: int, in_kernel: bool) -> bytes:
@@ -47,3 +49,51 @@ def test_a_large_span_is_copied_whole(tmp_path):
 def test_a_span_past_the_end_is_an_eof_error(tmp_path, in_kernel):
     with pytest.raises(EOFError, match="ends inside a member"):
         _copied(tmp_path, b"x" * 1000, 900, 200, in_kernel)
+
+
+# Grouping staged Parquet files: a few schemas and two reject counters to mix.
+_SCHEMAS = [pa.schema([("a", pa.int64())]), pa.schema([("a", pa.string())])]
+_REJECTS = [Rejects(), Rejects()]
+
+
+@st.composite
+def _items(draw) -> list:
+    items = []
+    for k in range(draw(st.integers(0, 12))):
+        if draw(st.integers(0, 5)) == 0:
+            items.append(f"other-{k}")  # a batch or JSON block: passes through, in order
+            continue
+        items.append(
+            StagedParquet(
+                Path(f"{k}.parquet"),
+                f"{k}.parquet",
+                draw(st.integers(0, 10)),
+                draw(st.sampled_from(_REJECTS)),
+                schema=draw(st.sampled_from(_SCHEMAS)),
+            )
+        )
+    return items
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=_items(), limit=st.integers(1, 25))
+def test_parquet_groups_keep_order_and_join_only_what_fits(items, limit):
+    out = list(parquet_groups(iter(items), limit))
+    flat = [p for x in out for p in (x.parts if isinstance(x, ParquetGroup) else [x])]
+    assert flat == items  # nothing lost, doubled or reordered
+    assert not any(isinstance(x, StagedParquet) for x in out)  # every file is in a group
+    for k, x in enumerate(out):
+        if not isinstance(x, ParquetGroup):
+            continue
+        first = x.parts[0]
+        assert all(p.rejects is first.rejects and p.schema.equals(first.schema) for p in x.parts)
+        assert x.num_rows <= limit or len(x.parts) == 1
+        # A group ends only where the next file could not join it.
+        after = out[k + 1] if k + 1 < len(out) else None
+        if isinstance(after, ParquetGroup):
+            nxt = after.parts[0]
+            assert (
+                x.num_rows + nxt.rows > limit
+                or nxt.rejects is not first.rejects
+                or not nxt.schema.equals(first.schema)
+            )
