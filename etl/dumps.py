@@ -43,13 +43,13 @@ from songrec.etl.listens import Rejects, parse_lines
 from songrec.etl.staged import (
     QUERY_ROWS,
     Staged,
-    StagedParquet,
     StagingFolder,
     can_stage,
     regroup,
     stage_json_lines,
     stage_parquet,
     stage_parquet_span,
+    staged_parquet_file,
 )
 
 log = logging.getLogger(__name__)
@@ -334,9 +334,9 @@ class DumpReader:
             rest = [f for f in files if not can_stage(f.absolute())]
             for file in files:
                 if file not in rest:
-                    rows = _parquet_rows(file)
-                    yield StagedParquet(file, file.name, rows, self.rejects, owned=False)
-                    on_rows(rows)
+                    staged = staged_parquet_file(file, file.name, self.rejects, owned=False)
+                    yield staged
+                    on_rows(staged.rows)
         if rest:
             yield from read_parquet_files(rest, self.rejects, on_rows)
 

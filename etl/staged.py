@@ -70,19 +70,13 @@ class StagedParquet:
     name: str  # what reject examples call it (a tar member's name)
     rows: int
     rejects: Rejects
+    schema: pa.Schema  # the file's, as its footer gives it
     owned: bool = True
-    schema: pa.Schema | None = None  # read from the file when None
 
     @property
     def num_rows(self) -> int:
         """Rows of the file (the progress callback's count)."""
         return self.rows
-
-    def arrow_schema(self) -> pa.Schema:
-        """The file's Arrow schema (read once)."""
-        if self.schema is None:
-            self.schema = pq.read_schema(self.path)
-        return self.schema
 
 
 @dataclass
@@ -148,7 +142,7 @@ def stage_parquet(
     path = folder.new_file(".parquet")
     with path.open("wb") as out:
         shutil.copyfileobj(stream, out, COPY_BYTES)
-    return _staged_file(path, name, rejects)
+    return staged_parquet_file(path, name, rejects)
 
 
 def stage_parquet_span(
@@ -159,13 +153,16 @@ def stage_parquet_span(
     path = folder.new_file(".parquet")
     with path.open("wb") as out:
         copy_span(source.fileno(), out.fileno(), offset, size)
-    return _staged_file(path, name, rejects)
+    return staged_parquet_file(path, name, rejects)
 
 
-def _staged_file(path: Path, name: str, rejects: Rejects) -> StagedParquet:
-    """The staged copy `path`, with its rows and schema from its footer."""
+def staged_parquet_file(
+    path: Path, name: str, rejects: Rejects, owned: bool = True
+) -> StagedParquet:
+    """The Parquet file `path` for the aggregator to read, with its rows and schema from
+    one read of its footer; `owned`: a staged copy (else the user's own file)."""
     footer = pq.ParquetFile(path)
-    return StagedParquet(path, name, footer.metadata.num_rows, rejects, schema=footer.schema_arrow)
+    return StagedParquet(path, name, footer.metadata.num_rows, rejects, footer.schema_arrow, owned)
 
 
 def copy_span(source: int, target: int, offset: int, size: int, in_kernel: bool = True) -> None:
@@ -229,29 +226,31 @@ def parquet_groups(items: Iterable, query_rows: int = QUERY_ROWS) -> Iterator:
     """Consecutive staged Parquet files of one schema gathered into ParquetGroups of at
     most `query_rows` rows (a larger file is a group of its own); anything else passes
     through, in order."""
-    pending: list[StagedParquet] = []
+    pending: ParquetGroup | None = None
     for item in items:
         if isinstance(item, StagedParquet):
-            if pending and not _joins(pending, item, query_rows):
-                yield ParquetGroup(pending)
-                pending = []
-            pending.append(item)
+            if pending is not None and not _joins(pending, item, query_rows):
+                yield pending
+                pending = None
+            if pending is None:
+                pending = ParquetGroup([])
+            pending.parts.append(item)
             continue
-        if pending:
-            yield ParquetGroup(pending)
-            pending = []
+        if pending is not None:
+            yield pending
+            pending = None
         yield item
-    if pending:
-        yield ParquetGroup(pending)
+    if pending is not None:
+        yield pending
 
 
-def _joins(group: list[StagedParquet], item: StagedParquet, query_rows: int) -> bool:
+def _joins(group: ParquetGroup, item: StagedParquet, query_rows: int) -> bool:
     """Whether `item` may be read by the same query as `group`."""
-    first = group[0]
+    first = group.parts[0]
     return (
-        sum(part.rows for part in group) + item.rows <= query_rows
+        group.num_rows + item.rows <= query_rows
         and item.rejects is first.rejects
-        and item.arrow_schema().equals(first.arrow_schema())
+        and item.schema.equals(first.schema)
     )
 
 
@@ -324,7 +323,7 @@ def _read_parquet(
     """The group's files in one query; then, if some row was not kept, each file's rows
     counted by reason. A file DuckDB cannot read fails the group's query before it
     inserts anything: the files are then read one by one, so the error names the file."""
-    select = listen_select(group.parts[0].arrow_schema(), "read_parquet($files)")
+    select = listen_select(group.parts[0].schema, "read_parquet($files)")
     try:
         kept = insert(
             "SELECT user_name, artist_name, track_name, listened_at, recording_mbid "
@@ -335,16 +334,19 @@ def _read_parquet(
         raise
     except duckdb.Error as exc:
         if len(group.parts) == 1:
-            first = str(exc).strip().splitlines()[0]
-            raise EtlError(
-                f"{group.parts[0].name}: corrupt or unreadable Parquet ({first})"
-            ) from None
+            raise _unreadable(group.parts[0], exc) from None
         alone = [_read_parquet(con, ParquetGroup([part]), insert, window) for part in group.parts]
         return _sum(alone)
     if kept == group.num_rows:
         return Outcome(seen=kept)
     # Some row was rejected, dropped by the query or outside the window: count which.
     return _sum([_count_rejects(con, part, window) for part in group.parts])
+
+
+def _unreadable(item: StagedParquet, exc: duckdb.Error) -> EtlError:
+    """The one-line error for a file DuckDB could not read."""
+    first = str(exc).strip().splitlines()[0]
+    return EtlError(f"{item.name}: corrupt or unreadable Parquet ({first})")
 
 
 def _sum(outcomes: list[Outcome]) -> Outcome:
@@ -356,7 +358,7 @@ def _count_rejects(con: duckdb.DuckDBPyConnection, item: StagedParquet, window: 
     """One file's rejects counted by reason, with row examples, into its Rejects; the
     rows it passed and how many of them lie outside the time window."""
     select = listen_select(
-        item.arrow_schema(), "read_parquet($file, file_row_number = true)", ", file_row_number"
+        item.schema, "read_parquet($file, file_row_number = true)", ", file_row_number"
     )
     params = {"file": str(item.path)}
     try:
@@ -371,8 +373,7 @@ def _count_rejects(con: duckdb.DuckDBPyConnection, item: StagedParquet, window: 
     except (duckdb.OutOfMemoryException, duckdb.InterruptException):
         raise
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise EtlError(f"{item.name}: corrupt or unreadable Parquet ({first})") from None
+        raise _unreadable(item, exc) from None
     outcome = Outcome()
     for reason, count, first, outside in rows:
         if reason is None:
