@@ -49,10 +49,14 @@ def listen_select(schema: pa.Schema, relation: str, extra_columns: str = "") -> 
     # 10M-listen dump). A timestamp without a zone is UTC, as the session's TimeZone.
     # Nanoseconds are counted as they are (DuckDB has no epoch_us of TIMESTAMPTZ_NS, and a
     # cast to microseconds would round).
-    if pa.types.is_timestamp(kind) and kind.unit == "ns":
-        ticks, per_second = "epoch_ns(listened_at)", 10**9
-    elif pa.types.is_timestamp(kind):
-        ticks, per_second = "epoch_us(listened_at)", 10**6
+    if pa.types.is_timestamp(kind):
+        epoch, per_second = ("epoch_ns", 10**9) if kind.unit == "ns" else ("epoch_us", 10**6)
+        # DuckDB reads the int64 extremes as infinite timestamps, which have no epoch: the
+        # ticks are those extremes again (the largest nanoseconds are a time in 2262).
+        ticks = (
+            f"coalesce({epoch}(listened_at), CASE listened_at::VARCHAR "
+            f"WHEN 'infinity' THEN {2**63 - 1} WHEN '-infinity' THEN {-(2**63 - 1)} END)"
+        )
     elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
         ticks, per_second = "epoch_us(to_timestamp(listened_at))", 10**6
     else:
