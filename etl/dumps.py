@@ -151,6 +151,36 @@ def _json_lines(
 
 # The listens formats a run met (the report's `listen_formats`, etl.pipeline's kinds).
 JSON_DUMP, SPARK_DUMP, USER_EXPORT = "listenbrainz-dump", "spark-dump", "user-export"
+# A Spark dump has no user names: its listeners are keyed by user id, every other format's
+# by name, so the two kinds in one folder would count each listener twice.
+KEYED_BY_ID = frozenset([SPARK_DUMP])
+
+
+def check_listener_keys(formats: list[str] | set[str], where: str) -> None:
+    """Refuse listens formats whose listeners are keyed differently (id against name)."""
+    by_name = sorted(set(formats) - KEYED_BY_ID)
+    if set(formats) & KEYED_BY_ID and by_name:
+        names = " and ".join(_PLURAL[f] for f in by_name)
+        raise EtlError(
+            f"{where}: Spark dumps key listeners by user id, {names} by user name, so one "
+            "folder of both would count every listener twice: keep a folder to one kind "
+            "(ListenBrainz publishes incremental dumps in both formats)"
+        )
+
+
+_PLURAL = {JSON_DUMP: "JSON listens dumps", USER_EXPORT: "user exports"}
+# The listens format of a file, by etl.dump_formats.kind_of_name's kind.
+_FORMAT_OF_KIND = {"parquet": SPARK_DUMP, "lines": JSON_DUMP, "export": USER_EXPORT}
+
+
+def known_formats(item: Input) -> set[str]:
+    """The listens formats an input holds, as far as names tell (a tar's members are
+    known only once read)."""
+    if item.kind == "folder":
+        kinds = {kind_of_name(file.name) for file in folder_files(item.path)}
+    else:
+        kinds = {item.kind}
+    return {_FORMAT_OF_KIND[kind] for kind in kinds if kind in _FORMAT_OF_KIND}
 
 
 class DumpReader:
@@ -168,9 +198,18 @@ class DumpReader:
         # Where listens files are staged for the aggregating DuckDB (etl.staged); None:
         # everything is handed over as Arrow batches.
         self.staging: StagingFolder | None = None
+        # The listens formats of the folder appended to: a format keyed differently
+        # (check_listener_keys) is refused at its first file, before its listens count.
+        self.formats_before: list[str] = []
 
     def read(self, inputs: list[Input]) -> Iterator[pa.Table | Staged]:
         """All listens of all inputs, in batches of about BATCH_ROWS (or staged files)."""
+        # Formats keyed differently are refused before anything is read where the names
+        # tell them (a tar's are checked as its members come, see _saw).
+        formats = list(self.formats_before)
+        for item in inputs:
+            formats += known_formats(item)
+            check_listener_keys(formats, str(item.path))
         self.parser = BlockParser(self.rejects)
         try:
             rows = self.staging.query_rows if self.staging is not None else QUERY_ROWS
@@ -192,9 +231,10 @@ class DumpReader:
                 raise EtlError(f"cannot read {item.path}: {exc}") from None
             self.meter.finish()
 
-    def _saw(self, listen_format: str) -> None:
+    def _saw(self, listen_format: str, name: str) -> None:
         seen = self.extra.setdefault("listen_formats", [])
         if listen_format not in seen:
+            check_listener_keys([*self.formats_before, *seen, listen_format], name)
             seen.append(listen_format)
             seen.sort()
 
@@ -218,7 +258,7 @@ class DumpReader:
         kind = kind_of_name(name)
         if kind == "parquet":
             self.found += 1
-            self._saw(SPARK_DUMP)
+            self._saw(SPARK_DUMP, name)
             if self.staging is not None:
                 if span is not None:
                     yield stage_parquet_span(*span, name, self.staging, self.rejects)
@@ -232,7 +272,7 @@ class DumpReader:
             yield from read_parquet_stream(stream, name, self.rejects)
         elif kind in ("lines", "export"):
             self.found += 1
-            self._saw(JSON_DUMP if kind == "lines" else USER_EXPORT)
+            self._saw(_FORMAT_OF_KIND[kind], name)
             user = None if kind == "lines" else item.user or need_user(Path(name), None)
             yield from _json_lines(
                 decompressed(stream, name), name, self.parser, user, self.staging
@@ -292,7 +332,7 @@ class DumpReader:
                 rows_done += rows
                 self.meter.advance_to(parquet_bytes * rows_done // rows_total)
 
-            self._saw(SPARK_DUMP)
+            self._saw(SPARK_DUMP, str(parquet[0]))
             yield from self._parquet_files(parquet, on_rows)
             done = parquet_bytes
         for file in files:
@@ -321,7 +361,7 @@ class DumpReader:
             rows_done += rows
             self.meter.advance_to(item.size * rows_done // rows_total)
 
-        self._saw(SPARK_DUMP)
+        self._saw(SPARK_DUMP, str(item.path))
         yield from self._parquet_files([item.path], on_rows)
 
     def _parquet_files(
@@ -432,6 +472,10 @@ class ListenStream:
 
     def __init__(self, reader: DumpReader, inputs: list[Input], prefetch: int) -> None:
         self.reader, self.inputs, self.prefetch = reader, inputs, prefetch
+
+    def appending_to(self, formats: list[str]) -> None:
+        """The listens formats already in the folder appended to (see check_listener_keys)."""
+        self.reader.formats_before = list(formats)
 
     def stage_in(self, folder: StagingFolder) -> None:
         """Stage listens files in `folder` (where DuckDB can read them by name)."""

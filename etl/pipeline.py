@@ -426,6 +426,8 @@ def _append(
         _take_folder_settings(run, previous)
         settle_extra(run)  # before reading: a dump already applied is refused first
         _refuse_applied(run, previous)
+        if isinstance(batches, ListenStream):
+            batches.appending_to(previous.get("listen_formats") or [])
         with memory_errors(run.memory_limit), open_aggregator(run) as aggregator:
             listens_read = _aggregate(run, aggregator, batches, on_batch)
             _absorb(run, previous)

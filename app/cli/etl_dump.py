@@ -55,7 +55,7 @@ def dump(
     """Read ListenBrainz listens into the ratings folder (offline, embedded DuckDB).
 
     \b
-    PATHS (any mix):
+    PATHS (any mix, but Spark dumps, keyed by user id, never with the rest):
       listenbrainz-listens-dump-*.tar.zst|.tar.xz  full or incremental listens dump
       listenbrainz-spark-dump-*.tar, or a folder   Spark dump (N.parquet files)
       a folder of .listens files, or one file      listens as the dumps hold them

@@ -167,6 +167,30 @@ def test_folders_append_cannot_add_to_are_one_line(tmp_path, lb, dumps, cli_erro
     assert "either --out" in neither
 
 
+def test_a_folder_keeps_one_kind_of_listener_key(tmp_path, lb, listens, dumps, cli_error):
+    # A Spark dump keys listeners by user id, a JSON dump by name: appending one kind to
+    # a folder of the other would count every listener twice, so it is refused, the
+    # folder untouched. Spark to Spark appends.
+    full, incremental, _ = dumps
+    ids = {"alice": 1, "bob": 2, "carol": 3}
+    spark_full = lb.write_spark_dump(tmp_path / "spark-full", [lb.spark_table(listens[:20], ids)])
+    spark_incremental = lb.write_spark_dump(
+        tmp_path / "listenbrainz-spark-dump-2-20250302-000000-incremental.tar",
+        [lb.spark_table(listens[20:], ids)],
+    )
+    by_id, by_name = tmp_path / "by-id", tmp_path / "by-name"
+    _dump(str(spark_full), "--out", str(by_id))
+    _dump(str(full), "--out", str(by_name))
+    for folder, dump in ((by_id, incremental), (by_name, spark_incremental)):
+        before = _snapshot(folder)
+        error = cli_error("etl", "dump", str(dump), "--append", str(folder))
+        assert "Spark dumps key listeners by user id, JSON listens dumps by user name" in error
+        assert _snapshot(folder) == before
+    _dump(str(spark_incremental), "--append", str(by_id))
+    assert _report(by_id)["listens_read"] == len(listens)
+    assert _report(by_id)["listen_formats"] == ["spark-dump"]
+
+
 def test_a_pipe_cannot_be_appended(tmp_path, dumps, cli_error):
     import os
 

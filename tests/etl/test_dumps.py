@@ -352,16 +352,44 @@ def test_formats_mixed_in_one_run_are_named(tmp_path, lb, listens):
     dump = lb.write_listens_dump(tmp_path / f"{lb.DUMP_NAME}.tar.zst", lb.by_month(listens))
     export = tmp_path / "mine.jsonl"
     export.write_bytes(b"".join(lb.export_line(x) + b"\n" for x in listens))
-    ids = {"alice": 1, "bob": 2, "carol": 3}
-    spark = lb.write_spark_dump(tmp_path / "spark", [lb.spark_table(listens, ids)])
     out = tmp_path / "out"
-    _dump(str(dump), str(export), str(spark), "--user", "rob", "--out", str(out))
+    _dump(str(dump), str(export), "--user", "rob", "--out", str(out))
     report = _report(out)
     assert report["source_kind"] == "mixed" and report["synthetic"] is False
-    assert report["listen_formats"] == ["listenbrainz-dump", "spark-dump", "user-export"]
-    # Three copies of every listen: the same most played MBID per song.
+    assert report["listen_formats"] == ["listenbrainz-dump", "user-export"]
+    # Two copies of every listen: the same most played MBID per song.
     mbids = {sid: song["recording_mbid"] for sid, song in lb.expected_songs(listens).items()}
     assert {sid: song["recording_mbid"] for sid, song in lb.songs_of(out).items()} == mbids
+
+
+def test_listeners_keyed_by_id_and_by_name_are_not_mixed(tmp_path, lb, listens, cli_error):
+    # A Spark dump has user ids, no names: with a JSON dump or an export, every listener
+    # of both would count twice. Refused in either order, before anything is written:
+    # from the names where they tell the format (a folder, a file), else at the first
+    # member of the other kind inside a tar.
+    json_dump = lb.write_listens_dump(tmp_path / f"{lb.DUMP_NAME}.tar.zst", lb.by_month(listens))
+    export = tmp_path / "mine.jsonl"
+    export.write_bytes(b"".join(lb.export_line(x) + b"\n" for x in listens))
+    ids = {"alice": 1, "bob": 2, "carol": 3}
+    tables = [lb.spark_table(listens, ids)]
+    folder = lb.write_spark_dump(tmp_path / "spark", tables)
+    tar = lb.write_spark_dump(
+        tmp_path / "listenbrainz-spark-dump-1-20250101-000000-full.tar", tables
+    )
+    out = tmp_path / "out"
+    cases = [
+        ((folder, json_dump), f"{lb.DUMP_NAME}/listens/", "JSON listens dumps"),
+        ((json_dump, folder), str(folder), "JSON listens dumps"),
+        ((json_dump, tar), "0.parquet", "JSON listens dumps"),
+        ((tar, json_dump), f"{lb.DUMP_NAME}/listens/", "JSON listens dumps"),
+        ((export, tar), "0.parquet", "user exports"),
+        ((tar, folder / "0.parquet", export), str(export), "user exports"),
+    ]
+    for paths, where, other in cases:
+        error = cli_error("etl", "dump", *map(str, paths), "--user", "rob", "--out", str(out))
+        assert error.startswith(f"error: {where}") and f"{other} by user name" in error, error
+        assert "Spark dumps key listeners by user id" in error and "twice" in error
+        assert not out.exists()
 
 
 def test_folder_of_listens_files_and_date_window(tmp_path, lb, listens):
@@ -382,26 +410,25 @@ def test_folder_of_listens_files_and_date_window(tmp_path, lb, listens):
 
 
 def test_progress_reports_every_byte_of_the_inputs(tmp_path, lb, listens):
-    paths = [
+    by_name = [
         lb.write_listens_dump(tmp_path / f"{lb.DUMP_NAME}.tar.zst", lb.by_month(listens)),
-        lb.write_spark_dump(
-            tmp_path / "spark", [lb.spark_table(listens, {"alice": 1, "bob": 2, "carol": 3})]
-        ),
         lb.write_export_zip(tmp_path / "e.zip", "rob", {"2023/11": [lb.export_line(listens[0])]}),
     ]
-    inputs = plan_inputs(paths)
-    seen: list[int] = []
-    rows = sum(t.num_rows for t in read_inputs(inputs, Rejects(), {}, seen.append))
-    assert rows == 2 * len(listens) + 1
-    assert (
-        sum(seen)
-        == total_bytes(inputs)
-        == sum(
+    spark = lb.write_spark_dump(
+        tmp_path / "spark", [lb.spark_table(listens, {"alice": 1, "bob": 2, "carol": 3})]
+    )
+    # One run holds listeners keyed by name or by id (test_listeners_keyed_by_id...).
+    for paths, listens_read in ((by_name, len(listens) + 1), ([spark], len(listens))):
+        inputs = plan_inputs(paths)
+        seen: list[int] = []
+        rows = sum(t.num_rows for t in read_inputs(inputs, Rejects(), {}, seen.append))
+        assert rows == listens_read
+        stored = sum(
             p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.glob("*.parquet"))
             for p in paths
         )
-    )
-    assert all(n > 0 for n in seen)
+        assert sum(seen) == total_bytes(inputs) == stored
+        assert all(n > 0 for n in seen)
 
 
 def _no_leftovers(out: Path) -> None:
