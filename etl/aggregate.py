@@ -34,6 +34,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from songrec.etl.dumps.staged import (
+    QUERY_ROWS,
+    ParquetGroup,
+    Staged,
+    StagedJson,
+    StagedParquet,
+    StagingFolder,
+    read_staged,
+    stage_dir,
+)
+from songrec.etl.dumps.staged import release as release_staged
 from songrec.etl.errors import EtlError
 from songrec.etl.listen_blocks import BlockParser
 from songrec.etl.listens import Rejects
@@ -47,17 +58,6 @@ from songrec.etl.output import (
 )
 from songrec.etl.query import EARLIEST, LATEST, duckdb_plays_sql
 from songrec.etl.ratings import duckdb_ratings_query
-from songrec.etl.staged import (
-    QUERY_ROWS,
-    ParquetGroup,
-    Staged,
-    StagedJson,
-    StagedParquet,
-    StagingFolder,
-    read_staged,
-    stage_dir,
-)
-from songrec.etl.staged import release as release_staged
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def in_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def query_rows(memory_limit: str | None) -> int:
-    """Parquet rows one query of a run reads at most (etl.staged.QUERY_ROWS): about
+    """Parquet rows one query of a run reads at most (etl.dumps.staged.QUERY_ROWS): about
     QUERY_BYTES_PER_ROW of DuckDB's share each, as its hash table holds a group of four
     strings for most listens, so a small --memory-limit reads one file at a time."""
     if not memory_limit:
@@ -332,7 +332,7 @@ class PlaysAggregator:
         self._inflight: threading.Thread | None = None
         self._failure: BaseException | None = None
         self.built = False
-        # Where a dump reader stages files for DuckDB to read itself (etl.staged): inside
+        # Where a dump reader stages files for DuckDB to read itself (etl.dumps.staged): inside
         # the private spill folder, so a killed run's leftovers go with it.
         self.staging = StagingFolder(stage_dir(self.engine.spill), query_rows(memory_limit))
         self._parser: BlockParser | None = None  # made when a staged block needs one
@@ -361,7 +361,7 @@ class PlaysAggregator:
         the GIL): parsing the next listens overlaps aggregating these. One batch is in
         flight at a time, so at most twice BUFFER_ROWS listens wait in memory.
 
-        A staged file (etl.staged) is read by this DuckDB itself, then deleted.
+        A staged file (etl.dumps.staged) is read by this DuckDB itself, then deleted.
         """
         if isinstance(listens, StagedParquet | ParquetGroup | StagedJson):
             self._add_staged(listens)

@@ -50,7 +50,7 @@ import orjson
 import pyarrow as pa
 
 from songrec.etl.aggregate import MBID_COLUMN
-from songrec.etl.dump_formats import decompressed, kind_of_name, uncompressed_name
+from songrec.etl.dumps.formats import decompressed, kind_of_name, uncompressed_name
 from songrec.etl.errors import EtlError
 from songrec.etl.listen_blocks import BlockParser
 from songrec.etl.listens import Rejects, parse_lines
@@ -332,7 +332,7 @@ def _lines(stream: BinaryIO, rejects: Rejects, source: str) -> Iterator[tuple[in
 
 
 def _items(items: list) -> Iterator[tuple[int, bytes]]:
-    """A JSON array's items as numbered lines (as etl.dumps reads a .json)."""
+    """A JSON array's items as numbered lines (as etl.dumps.reader reads a .json)."""
     for number, item in enumerate(items, start=1):
         yield number, orjson.dumps(item) + b"\n"
 

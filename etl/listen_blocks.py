@@ -297,7 +297,7 @@ def rebatch(tables: Iterable[pa.Table], batch_rows: int = BATCH_ROWS) -> Iterato
     rows = 0
     for table in tables:
         if not isinstance(table, pa.Table):
-            # A staged file (etl.staged) goes on as it is, after what came before it.
+            # A staged file (etl.dumps.staged) goes on as it is, after what came before it.
             if pending:
                 yield pa.concat_tables(pending)
                 pending, rows = [], 0

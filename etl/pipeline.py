@@ -48,7 +48,7 @@ from songrec.etl.aggregate import (
     PlaysAggregator,
     folder_dataset,
 )
-from songrec.etl.dumps import JSON_DUMP, SPARK_DUMP, USER_EXPORT, ListenStream
+from songrec.etl.dumps.reader import JSON_DUMP, SPARK_DUMP, USER_EXPORT, ListenStream
 from songrec.etl.errors import EtlError
 from songrec.etl.listens import EXAMPLES_PER_REASON, Rejects
 from songrec.etl.output import (

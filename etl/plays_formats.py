@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from songrec.etl.dump_parquet import GLOB_CHARACTERS
+from songrec.etl.dumps.parquet import GLOB_CHARACTERS
 from songrec.etl.errors import EtlError
 from songrec.etl.listens import Rejects
 from songrec.etl.songs import normalize_array

@@ -90,7 +90,7 @@ def bigquery(
     threads: int | None,
 ) -> None:
     """Aggregate ListenBrainz listens in BigQuery (GROUP BY there, only plays come down)."""
-    from songrec.etl import bigquery as bq
+    from songrec.etl.bigquery import plays as bq
     from songrec.etl.output import check_out_dir
     from songrec.etl.pipeline import EtlRun
     from songrec.etl.query import validate_table
@@ -198,8 +198,8 @@ def bigquery_load(
     to do: two dumps are never mixed silently. Then read it with
     `songrec etl bigquery --table PROJECT.DATASET.TABLE`.
     """
-    from songrec.etl import bigquery as bq
-    from songrec.etl.bigquery_load import load_dump
+    from songrec.etl.bigquery import plays as bq
+    from songrec.etl.bigquery.load import load_dump
     from songrec.etl.query import validate_table
 
     validate_table(table)

@@ -14,8 +14,8 @@ from songrec.app.cli.etl_commands import (
     parse_date,
 )
 from songrec.app.cli.progress import StepBar, progress_bar
-from songrec.etl.dump_formats import plan_inputs, total_bytes
-from songrec.etl.dumps import Fingerprints, read_inputs
+from songrec.etl.dumps.formats import plan_inputs, total_bytes
+from songrec.etl.dumps.reader import Fingerprints, read_inputs
 from songrec.etl.errors import EtlError
 from songrec.etl.output import check_out_dir
 from songrec.etl.pipeline import EtlRun, run_listens

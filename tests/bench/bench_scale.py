@@ -8,7 +8,7 @@ Steps (each command in its own process, so its memory is its own):
    peak memory (the process's maxrss, and the sampled resident memory of it and its
    children), DuckDB's disk spill (the peak size of the temp folder the run is given:
    TMPDIR and working directory point there; the dump files staged for DuckDB to read,
-   etl/staged.py, counted apart), the result's pairs and songs. Then the time
+   etl/dumps/staged.py, counted apart), the result's pairs and songs. Then the time
    per listen at the largest size over the smallest (target: within 1.2x);
 3. training: `songrec train --grid quick --top-songs K` on the largest size's ratings for
    each K (from 500k songs `--grid tests/bench/grid_scale.json`: quick's algorithms and one

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from songrec.etl.dump_formats import plan_inputs
-from songrec.etl.dumps import read_inputs
+from songrec.etl.dumps.formats import plan_inputs
+from songrec.etl.dumps.reader import read_inputs
 from songrec.etl.errors import EtlError
 from songrec.etl.history import (
     BLOCK_BYTES,

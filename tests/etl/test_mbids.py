@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from songrec.etl.aggregate import PlaysAggregator
-from songrec.etl.dump_parquet import read_parquet_files
+from songrec.etl.dumps.parquet import read_parquet_files
 from songrec.etl.listen_blocks import BlockParser, parse_stream
 from songrec.etl.listens import LISTEN_SCHEMA, Rejects, parse_lines, raw_mbid
 from songrec.etl.mbids import is_mbid, recording_url, valid_mbid

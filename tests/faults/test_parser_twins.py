@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from songrec.etl import dumps
 from songrec.etl.aggregate import PlaysAggregator
-from songrec.etl.dump_formats import plan_inputs
-from songrec.etl.dumps import read_inputs
+from songrec.etl.dumps import reader as dumps
+from songrec.etl.dumps.formats import plan_inputs
+from songrec.etl.dumps.reader import read_inputs
 from songrec.etl.listen_blocks import BlockParser, parse_stream, rebatch
 from songrec.etl.listens import EXAMPLES_PER_REASON, LISTEN_SCHEMA, Rejects, parse_lines
 from songrec.etl.query import EARLIEST, LATEST
@@ -154,7 +154,7 @@ def test_empty_and_block_sized_inputs_end(blocks, line_length) -> None:
     assert _strict(data, None) == (rows, rejects)
 
 
-# The staged path (etl.staged): DuckDB's read_json decodes the dump's own files inside the
+# The staged path (etl.dumps.staged): DuckDB's read_json decodes the dump's own files inside the
 # aggregating engine, and falls back to BlockParser for any group of blocks it cannot
 # vouch for. It must aggregate the same plays and count the same rejects, with the same
 # examples, as the Arrow path, inside and outside a time window.

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from songrec.etl.dump_parquet import read_parquet_files
+from songrec.etl.dumps.parquet import read_parquet_files
 from songrec.etl.listens import Rejects
 from songrec.etl.plays_formats import read_hetrec
 

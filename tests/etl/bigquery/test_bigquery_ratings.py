@@ -17,7 +17,7 @@ import pytest
 import test_bigquery as shared
 from test_bigquery import END, PROJECT, START, TABLE, Emulator, _client, _songrec, _StandIn
 
-from songrec.etl import bigquery as bq
+from songrec.etl.bigquery import plays as bq
 from songrec.etl.errors import EtlError
 from songrec.etl.listens import LISTEN_SCHEMA
 from songrec.etl.pipeline import EtlRun, run_listens

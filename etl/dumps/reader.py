@@ -1,8 +1,8 @@
 """ListenBrainz listens in their published formats -> Arrow batches of listens.
 
-`etl.dump_formats.plan_inputs` recognises each path first; `read_inputs` then streams them:
+`etl.dumps.formats.plan_inputs` recognises each path first; `read_inputs` then streams them:
 archives as streams (tar members in order, never unpacked to disk), JSON lines in large
-blocks (etl.listen_blocks), Parquet by DuckDB or pyarrow (etl.dump_parquet). What a dump
+blocks (etl.listen_blocks), Parquet by DuckDB or pyarrow (etl.dumps.parquet). What a dump
 says of itself (SCHEMA_SEQUENCE, TIMESTAMP...) goes into the run's report. Progress is
 reported in bytes of the inputs as stored (compressed).
 """
@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from songrec.etl.dump_formats import (
+from songrec.etl.dumps.formats import (
     CORRUPT,
     FORMATS_HELP,
     METADATA_FILES,
@@ -36,11 +36,8 @@ from songrec.etl.dump_formats import (
     stream_members,
     uncompressed_name,
 )
-from songrec.etl.dump_parquet import read_parquet_files, read_parquet_stream
-from songrec.etl.errors import EtlError
-from songrec.etl.listen_blocks import BLOCK_BYTES, BlockParser, parse_stream, rebatch
-from songrec.etl.listens import Rejects, parse_lines
-from songrec.etl.staged import (
+from songrec.etl.dumps.parquet import read_parquet_files, read_parquet_stream
+from songrec.etl.dumps.staged import (
     QUERY_ROWS,
     Staged,
     StagingFolder,
@@ -51,6 +48,9 @@ from songrec.etl.staged import (
     stage_parquet_span,
     staged_parquet_file,
 )
+from songrec.etl.errors import EtlError
+from songrec.etl.listen_blocks import BLOCK_BYTES, BlockParser, parse_stream, rebatch
+from songrec.etl.listens import Rejects, parse_lines
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def check_listener_keys(formats: list[str] | set[str], where: str) -> None:
 
 
 _PLURAL = {JSON_DUMP: "JSON listens dumps", USER_EXPORT: "user exports"}
-# The listens format of a file, by etl.dump_formats.kind_of_name's kind.
+# The listens format of a file, by etl.dumps.formats.kind_of_name's kind.
 _FORMAT_OF_KIND = {"parquet": SPARK_DUMP, "lines": JSON_DUMP, "export": USER_EXPORT}
 
 
@@ -195,7 +195,7 @@ class DumpReader:
         self.extra = extra
         self.meter = Meter(on_bytes)
         self.found = 0  # listens files met in the current archive
-        # Where listens files are staged for the aggregating DuckDB (etl.staged); None:
+        # Where listens files are staged for the aggregating DuckDB (etl.dumps.staged); None:
         # everything is handed over as Arrow batches.
         self.staging: StagingFolder | None = None
         # The listens formats of the folder appended to: a format keyed differently
@@ -468,7 +468,7 @@ def dumps_applied(inputs: list[Input]) -> list[dict]:
 
 class ListenStream:
     """Listens of planned inputs, to iterate once: Arrow batches, or files staged for
-    the aggregator once `stage_in` has given a staging folder (etl.staged)."""
+    the aggregator once `stage_in` has given a staging folder (etl.dumps.staged)."""
 
     def __init__(self, reader: DumpReader, inputs: list[Input], prefetch: int) -> None:
         self.reader, self.inputs, self.prefetch = reader, inputs, prefetch

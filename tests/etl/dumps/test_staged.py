@@ -1,4 +1,4 @@
-"""etl.staged.copy_span: the kernel's copy (copy_file_range) and the pread/write one give
+"""etl.dumps.staged.copy_span: the kernel's copy (copy_file_range) and the pread/write one give
 exactly the bytes of the span, on generated files and spans; a file that ends inside the
 span is an EOFError (a truncated tar), never a short copy."""
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from songrec.etl.dumps.staged import ParquetGroup, StagedParquet, copy_span, parquet_groups
 from songrec.etl.listens import Rejects
-from songrec.etl.staged import ParquetGroup, StagedParquet, copy_span, parquet_groups
 
 
 def _copied(tmp: Path, data: bytes, offset: int, size: int, in_kernel: bool) -> bytes:

@@ -9,7 +9,7 @@ readers (read_parquet, read_json: parallel, only the needed fields) straight int
 listens -> plays query, in its own memory-capped engine, and the staged file is deleted.
 
 The result is the Arrow path's, listen for listen and reject for reject:
-- Parquet rows are classified by etl.dump_parquet.listen_select, as on the Arrow path;
+- Parquet rows are classified by etl.dumps.parquet.listen_select, as on the Arrow path;
   when fewer listens are kept than the file has rows, one more scan counts the rejects by
   reason (with row examples) and the listens outside the time window.
 - JSON blocks are decoded into a temporary table with etl.listen_blocks' SQL, which marks
@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from songrec.etl.dump_parquet import GLOB_CHARACTERS, listen_select
+from songrec.etl.dumps.parquet import GLOB_CHARACTERS, listen_select
 from songrec.etl.errors import EtlError
 from songrec.etl.listen_blocks import BlockParser, block_sql, count_lines, iter_blocks
 from songrec.etl.listens import Rejects

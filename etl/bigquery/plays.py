@@ -8,7 +8,7 @@ as the server-side guard, streams the result batch by batch into the run's cappe
 writes the ratings folder. Every expected failure becomes one `EtlError` line.
 The query reads user_name, artist_name, track_name, listened_at and recording_mbid (a
 nullable STRING in the public table's schema). A --table with other columns for them (a
-Spark dump loaded by etl.bigquery_load: user_id, recording_name) is read through a
+Spark dump loaded by etl.bigquery.load: user_id, recording_name) is read through a
 subquery that maps its columns, chosen from the table's schema (`listen_columns`); the
 plays SQL itself is the same text either way.
 """
@@ -127,7 +127,7 @@ def connect(
 LISTEN_COLUMNS = ("user_name", "artist_name", "track_name", "listened_at", "recording_mbid")
 _INTEGER = ("INTEGER", "INT64")
 # What each of them may be in a table, by (column, BigQuery type): the expression giving
-# it. The public table's columns first, then a Spark dump's (loaded by etl.bigquery_load).
+# it. The public table's columns first, then a Spark dump's (loaded by etl.bigquery.load).
 # Only these fixed texts reach the SQL; a table's own column names never do.
 _SOURCES: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
     "user_name": [

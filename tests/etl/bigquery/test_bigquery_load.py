@@ -35,8 +35,8 @@ from test_bigquery import (
     make_listens,
 )
 
-from songrec.etl import bigquery as bq
-from songrec.etl import bigquery_load as bl
+from songrec.etl.bigquery import load as bl
+from songrec.etl.bigquery import plays as bq
 from songrec.etl.errors import EtlError
 
 pytestmark = pytest.mark.bigquery

@@ -35,8 +35,8 @@ from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from songrec.etl import bigquery as bq
 from songrec.etl.aggregate import PlaysAggregator
+from songrec.etl.bigquery import plays as bq
 from songrec.etl.errors import EtlError
 from songrec.etl.listens import LISTEN_SCHEMA
 from songrec.etl.pipeline import EtlRun, run_listens
@@ -47,7 +47,7 @@ PROJECT = "test-project"
 TABLE = f"{PROJECT}.listenbrainz.listen"
 START = datetime(2019, 3, 1, tzinfo=UTC)
 END = datetime(2019, 4, 1, tzinfo=UTC)
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SONGREC = [sys.executable, "-c", "from songrec.app.cli import main; main()"]
 
 # bqemulator's start-up installs DuckDB's spatial extension (a download: no network here)

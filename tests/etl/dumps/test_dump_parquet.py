@@ -1,4 +1,4 @@
-"""listened_at of a Spark dump's Parquet, read by DuckDB (etl.dump_parquet.listen_select),
+"""listened_at of a Spark dump's Parquet, read by DuckDB (etl.dumps.parquet.listen_select),
 against plain Python on generated times: every unit and zone a writer may use, and Unix
 seconds as integers or floats, made whole seconds (floored), or rejected by reason."""
 
@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from songrec.etl.dump_parquet import read_parquet_files
+from songrec.etl.dumps.parquet import read_parquet_files
 from songrec.etl.listens import Rejects
 
 # 9999-12-31 23:59:59 UTC: the latest second a listen may carry.

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from google.api_core import exceptions as api_errors
 from google.cloud import bigquery
 
-from songrec.etl.bigquery import _api_errors, listen_columns
+from songrec.etl.bigquery.plays import _api_errors, listen_columns
 from songrec.etl.errors import EtlError
 from songrec.etl.query import validate_table
 

@@ -1,4 +1,4 @@
-"""The tar stream reader of compressed dumps (etl.dump_formats.stream_members) and Python's
+"""The tar stream reader of compressed dumps (etl.dumps.formats.stream_members) and Python's
 tarfile agree on generated archives: GNU and pax long names, unicode, directories, links,
 empty files; a truncated archive is an error (after right members only), never a short read."""
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from songrec.etl.dump_formats import CORRUPT, stream_members
+from songrec.etl.dumps.formats import CORRUPT, stream_members
 
 names = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00/"),

@@ -20,8 +20,8 @@ import zstandard
 from click.testing import CliRunner
 
 from songrec.app.cli import cli
-from songrec.etl.dump_formats import plan_inputs, total_bytes
-from songrec.etl.dumps import read_inputs
+from songrec.etl.dumps.formats import plan_inputs, total_bytes
+from songrec.etl.dumps.reader import read_inputs
 from songrec.etl.listens import Rejects
 from songrec.etl.mbids import valid_mbid
 from songrec.etl.songs import song_id
@@ -168,7 +168,7 @@ def _spark_members(lb, listens: list, ids: dict[str, int]) -> list[pa.Table]:
 def test_spark_members_read_together_equal_members_read_one_by_one(
     tmp_path, lb, listens, layout, monkeypatch
 ):
-    """Consecutive members are aggregated by one query (etl.staged.parquet_groups): the
+    """Consecutive members are aggregated by one query (etl.dumps.staged.parquet_groups): the
     folder, rejects and their row examples equal those of one query per member."""
     ids = {"alice": 11, "bob": 12, "carol": 13}
     name = f"{lb.SPARK_NAME}.tar" if layout == "tar" else "spark"

@@ -1,0 +1,1 @@
+"""BigQuery: listens -> plays (and ratings) inside BigQuery, and loading a Spark dump there."""

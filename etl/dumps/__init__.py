@@ -1,0 +1,1 @@
+"""Listens dumps as ListenBrainz publishes them: formats, reading, staging for DuckDB."""
