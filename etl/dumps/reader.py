@@ -154,23 +154,22 @@ JSON_DUMP, SPARK_DUMP, USER_EXPORT = "listenbrainz-dump", "spark-dump", "user-ex
 # A Spark dump has no user names: its listeners are keyed by user id, every other format's
 # by name, so the two kinds in one folder would count each listener twice.
 KEYED_BY_ID = frozenset([SPARK_DUMP])
+_PLURAL = {JSON_DUMP: "JSON listens dumps", USER_EXPORT: "user exports"}
+# The listens format of a file, by etl.dumps.formats.kind_of_name's kind.
+_FORMAT_OF_KIND = {"parquet": SPARK_DUMP, "lines": JSON_DUMP, "export": USER_EXPORT}
 
 
 def check_listener_keys(formats: list[str] | set[str], where: str) -> None:
     """Refuse listens formats whose listeners are keyed differently (id against name)."""
-    by_name = sorted(set(formats) - KEYED_BY_ID)
-    if set(formats) & KEYED_BY_ID and by_name:
+    present = set(formats)
+    by_name = sorted(present - KEYED_BY_ID)
+    if present & KEYED_BY_ID and by_name:
         names = " and ".join(_PLURAL[f] for f in by_name)
         raise EtlError(
             f"{where}: Spark dumps key listeners by user id, {names} by user name, so one "
             "folder of both would count every listener twice: keep a folder to one kind "
             "(ListenBrainz publishes incremental dumps in both formats)"
         )
-
-
-_PLURAL = {JSON_DUMP: "JSON listens dumps", USER_EXPORT: "user exports"}
-# The listens format of a file, by etl.dumps.formats.kind_of_name's kind.
-_FORMAT_OF_KIND = {"parquet": SPARK_DUMP, "lines": JSON_DUMP, "export": USER_EXPORT}
 
 
 def known_formats(item: Input) -> set[str]:
